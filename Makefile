@@ -1,0 +1,67 @@
+# gcf-kit: `make deploy` (ENV=local by default) and `make test` are all a new machine needs.
+# Every target installs what it needs first; `make help` lists them.
+
+SHELL      := /bin/bash
+ENV        ?= local
+PYTHON     ?= python3
+VENV       := .venv
+PY         := $(VENV)/bin/python
+LOCK_HASH  := $(shell sha256sum requirements.lock | cut -c1-16)
+STAMP      := $(VENV)/.installed-$(LOCK_HASH)
+PYTEST_ARGS ?=
+
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.DEFAULT_GOAL := help
+.PHONY: help setup test lint deploy down status synth validate bench clean lock
+
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+
+$(STAMP): requirements.lock
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "gcf-kit needs Python 3.11+ (set PYTHON=python3.11)")'
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@echo "installing the pinned dependencies from requirements.lock into $(VENV) ..."
+	@$(PY) -m pip install --quiet -r requirements.lock
+	@rm -f $(VENV)/.installed-* && touch $@
+
+setup: $(STAMP) ## create .venv and install requirements.lock (skipped while the lock is unchanged)
+
+test: setup lint ## lint + the whole test suite (starts the Firestore emulator itself); PYTEST_ARGS=... to select
+	@$(PY) -m pytest $(PYTEST_ARGS); rc=$$?; \
+	if [ $$rc -eq 5 ]; then \
+	  echo "pytest: no test was collected$(if $(PYTEST_ARGS), for PYTEST_ARGS='$(PYTEST_ARGS)')"; \
+	  $(if $(PYTEST_ARGS),exit 0,exit 1); \
+	fi; exit $$rc
+
+lint: setup ## ruff on the whole tree
+	@$(PY) -m ruff check .
+
+deploy: setup ## deploy ENV (default local: Firestore emulator + functions-framework on loopback)
+	@$(PY) -m kit deploy $(ENV)
+
+down: setup ## stop the local environment ENV started by `make deploy`
+	@$(PY) -m kit down $(ENV)
+
+status: setup ## show what the local environment ENV runs and whether it is healthy
+	@$(PY) -m kit status $(ENV)
+
+validate: setup ## validate every environments/*.yaml
+	@$(PY) -m kit validate
+
+synth: setup ## synthesize the stacks into cdktf.out/ (all environments, or ENV=name)
+	@$(PY) -m stacks $(if $(filter command line environment,$(origin ENV)),--env $(ENV))
+
+bench: setup ## run every benchmark in bench/ (ratios against baselines measured in the same run)
+	@$(PY) -m bench
+
+lock: ## re-freeze requirements.lock from pyproject.toml in a scratch venv
+	@rm -rf .venv-lock && $(PYTHON) -m venv .venv-lock
+	@.venv-lock/bin/pip install --quiet '.[dev]' && .venv-lock/bin/pip freeze --exclude gcf-kit > .lock.tmp
+	@(head -2 requirements.lock; cat .lock.tmp) > requirements.lock && rm -rf .lock.tmp .venv-lock
+	@echo "requirements.lock updated; review the diff"
+
+clean: ## remove generated files (cdktf.out, caches); keeps .venv
+	rm -rf cdktf.out .pytest_cache .ruff_cache .bench
+	find . -name __pycache__ -type d -prune -not -path './.venv*' -exec rm -rf {} +

@@ -1,0 +1,397 @@
+"""Environment files -> typed, validated configuration.
+
+`environments/<env>.yaml` is the only place where values differ between environments. Everything
+else (stacks, the local runner, the deploy gates) receives an `Environment` from `load_environment`
+and never reads YAML itself.
+
+Errors are part of the interface: every problem is reported as
+``environments/prod.yaml:14: functions.api.min_instances: <what is wrong>; allowed: <what is>``
+and all problems of a file are reported at once.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from types import UnionType
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+ROOT = Path(__file__).resolve().parent.parent
+# Overridable so tests (and experiments) can point the whole tool at a copy of the environment files.
+ENVIRONMENTS_DIR = Path(os.environ.get("GCF_KIT_ENVIRONMENTS_DIR", ROOT / "environments"))
+SYNTH_OUTDIR = Path(os.environ.get("GCF_KIT_OUTDIR", ROOT / "cdktf.out"))
+
+# Cloud Functions 2nd gen runs on Cloud Run; these are the sizes the API accepts.
+MEMORY_SIZES_MIB = {"128Mi": 128, "256Mi": 256, "512Mi": 512, "1Gi": 1024, "2Gi": 2048,
+                    "4Gi": 4096, "8Gi": 8192, "16Gi": 16384, "32Gi": 32768}
+CPU_VALUES = ("0.083", "0.167", "0.333", "0.583", "1", "2", "4", "6", "8")
+# Cloud Run: more memory needs more vCPU (memory MiB above the key needs at least the value).
+MIN_CPU_FOR_MEMORY = ((4096, 2.0), (8192, 4.0), (16384, 8.0))
+RESERVED_ENV_VARS = {"PORT", "K_SERVICE", "K_REVISION", "K_CONFIGURATION", "FUNCTION_TARGET",
+                     "FUNCTION_SIGNATURE_TYPE", "FUNCTION_NAME", "FUNCTION_REGION", "GOOGLE_FUNCTION_SOURCE"}
+ENV_VAR_NAME = r"^[A-Z_][A-Z0-9_]*$"
+PROJECT_ID = r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$"
+REGION = r"^[a-z]+-[a-z]+[0-9]+$"
+FUNCTION_NAME = r"^[a-z][a-z0-9-]{0,47}[a-z0-9]$"
+PYTHON_IDENTIFIER = r"^[A-Za-z_][A-Za-z0-9_]*$"
+SECRET_ID = r"^[A-Za-z0-9_-]{1,255}$"
+BUCKET_NAME = r"^[a-z0-9][a-z0-9._-]{1,61}[a-z0-9]$"
+MEMBER = r"^(user|serviceAccount|group|domain|principal|principalSet):.+$"
+
+
+class ConfigError(Exception):
+    """An environment file is missing or invalid. `problems` lists every problem found."""
+
+    def __init__(self, path: Path, problems: list[str]):
+        self.path = path
+        self.problems = problems
+        shown = _display(path)
+        super().__init__("\n".join(f"{shown}{p}" for p in problems))
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+
+class Ingress(StrEnum):
+    all = "all"
+    internal = "internal"
+    internal_and_gclb = "internal-and-gclb"
+
+    @property
+    def api_value(self) -> str:
+        return {"all": "ALLOW_ALL", "internal": "ALLOW_INTERNAL_ONLY",
+                "internal-and-gclb": "ALLOW_INTERNAL_AND_GCLB"}[self.value]
+
+
+class HttpTrigger(_Model):
+    type: Literal["http"]
+
+
+class EventTrigger(_Model):
+    """An Eventarc trigger. `topic` is created by the stack unless `create_topic` is false."""
+
+    type: Literal["event"]
+    event_type: str = "google.cloud.pubsub.topic.v1.messagePublished"
+    topic: Annotated[str, Field(pattern=r"^[a-zA-Z][a-zA-Z0-9._~%+-]{2,254}$")]
+    create_topic: bool = True
+    retry: bool = False
+
+
+Trigger = Annotated[HttpTrigger | EventTrigger, Field(discriminator="type")]
+
+
+class SecretRef(_Model):
+    secret: Annotated[str, Field(pattern=SECRET_ID)]
+    version: Annotated[str, Field(pattern=r"^(latest|[1-9][0-9]*)$")] = "latest"
+
+    @field_validator("version", mode="before")
+    @classmethod
+    def _version_as_text(cls, value: Any) -> Any:
+        return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+class Function(_Model):
+    entry_point: Annotated[str, Field(pattern=PYTHON_IDENTIFIER)]
+    trigger: Trigger = HttpTrigger(type="http")
+    description: str = ""
+    min_instances: Annotated[int, Field(ge=0, le=1000)] = 0
+    max_instances: Annotated[int, Field(ge=1, le=1000)] = 10
+    concurrency: Annotated[int, Field(ge=1, le=1000)] = 1
+    cpu: str = "0.583"
+    memory: str = "512Mi"
+    timeout_seconds: Annotated[int, Field(ge=1, le=3600)] = 60
+    ingress: Ingress = Ingress.internal
+    public: bool = False
+    invokers: tuple[Annotated[str, Field(pattern=MEMBER)], ...] = ()
+    env: dict[Annotated[str, Field(pattern=ENV_VAR_NAME)], str] = Field(default_factory=dict)
+    secrets: dict[Annotated[str, Field(pattern=ENV_VAR_NAME)], SecretRef] = Field(default_factory=dict)
+
+    @field_validator("cpu", mode="before")
+    @classmethod
+    def _cpu(cls, value: Any) -> Any:
+        text = str(value) if isinstance(value, int | float) and not isinstance(value, bool) else value
+        if text not in CPU_VALUES:
+            raise ValueError(f"{value!r} is not a Cloud Functions CPU value; allowed: {', '.join(CPU_VALUES)}")
+        return text
+
+    @field_validator("memory")
+    @classmethod
+    def _memory(cls, value: str) -> str:
+        if value not in MEMORY_SIZES_MIB:
+            raise ValueError(f"{value!r} is not a valid memory size; allowed: {', '.join(MEMORY_SIZES_MIB)}")
+        return value
+
+    @field_validator("env", mode="before")
+    @classmethod
+    def _env_values_are_text(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            for key, item in value.items():
+                if not isinstance(item, str | int | float) or isinstance(item, bool):
+                    raise ValueError(f"env.{key}: values are strings (quote them), got {type(item).__name__}")
+            return {k: str(v) for k, v in value.items()}
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Function:
+        problems = []
+        if self.min_instances > self.max_instances:
+            problems.append(f"min_instances ({self.min_instances}) is greater than max_instances "
+                            f"({self.max_instances}); allowed: min_instances <= max_instances")
+        cpu = float(self.cpu)
+        if self.concurrency > 1 and cpu < 1:
+            problems.append(f"concurrency {self.concurrency} needs cpu >= 1 (got {self.cpu}); "
+                            "allowed: concurrency 1 with fractional CPU, or cpu '1' and above")
+        memory = MEMORY_SIZES_MIB[self.memory]
+        for above, min_cpu in MIN_CPU_FOR_MEMORY:
+            if memory > above and cpu < min_cpu:
+                problems.append(f"memory {self.memory} needs cpu >= {min_cpu:g} (got {self.cpu})")
+                break
+        if isinstance(self.trigger, EventTrigger) and self.timeout_seconds > 540:
+            problems.append(f"timeout_seconds {self.timeout_seconds} is too long for an event function; "
+                            "allowed: 1..540")
+        for name in (*self.env, *self.secrets):
+            if name in RESERVED_ENV_VARS:
+                problems.append(f"{name} is set by Cloud Functions itself; reserved: "
+                                f"{', '.join(sorted(RESERVED_ENV_VARS))}")
+        if overlap := set(self.env) & set(self.secrets):
+            problems.append(f"{', '.join(sorted(overlap))} set in both env and secrets; allowed: one of them")
+        if self.public and isinstance(self.trigger, EventTrigger):
+            problems.append("public: true only applies to http functions")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    @property
+    def is_http(self) -> bool:
+        return isinstance(self.trigger, HttpTrigger)
+
+    @property
+    def memory_mib(self) -> int:
+        return MEMORY_SIZES_MIB[self.memory]
+
+
+class State(_Model):
+    """Where Terraform keeps this environment's state (a GCS backend; its native locking protects applies)."""
+
+    bucket: Annotated[str, Field(pattern=BUCKET_NAME)]
+    prefix: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9/_-]*$")] = "gcf-kit"
+
+
+class NotificationChannel(_Model):
+    type: Literal["email", "slack", "pagerduty", "webhook"]
+    address: Annotated[str, Field(min_length=3)]
+    display_name: str = ""
+
+
+class Slo(_Model):
+    availability: Annotated[float, Field(gt=0.5, lt=1)] = 0.995
+    latency_ms: Annotated[int, Field(ge=1)] = 1000
+    latency_target: Annotated[float, Field(gt=0.5, lt=1)] = 0.95
+    window_days: Annotated[int, Field(ge=1, le=30)] = 28
+
+
+class Alerting(_Model):
+    notification_channels: tuple[NotificationChannel, ...] = ()
+    error_rate_percent: Annotated[float, Field(gt=0, le=100)] = 5.0
+    latency_p95_ms: Annotated[int, Field(ge=1)] = 2000
+    min_instances_alert: bool = True
+    slo: Slo = Slo()
+
+
+class Local(_Model):
+    """Only in environments served on this machine (local.yaml): the emulator and loopback ports."""
+
+    host: Literal["127.0.0.1", "localhost"] = "127.0.0.1"
+    firestore_port: Annotated[int, Field(ge=1024, le=65535)] = 8787
+    base_port: Annotated[int, Field(ge=1024, le=65000)] = 8081
+
+
+class Environment(_Model):
+    name: str
+    project: Annotated[str, Field(pattern=PROJECT_ID)]
+    region: Annotated[str, Field(pattern=REGION)]
+    state: State
+    runtime: Literal["python312", "python313"] = "python312"
+    labels: dict[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{0,62}$")],
+                 Annotated[str, Field(pattern=r"^[a-z0-9_-]{0,63}$")]] = Field(default_factory=dict)
+    functions: Annotated[dict[Annotated[str, Field(pattern=FUNCTION_NAME)], Function], Field(min_length=1)]
+    alerting: Alerting = Alerting()
+    local: Local | None = None
+
+    @property
+    def is_local(self) -> bool:
+        return self.local is not None
+
+    @model_validator(mode="after")
+    def _local_only_in_demo_projects(self) -> Environment:
+        if self.local is not None and not self.project.startswith("demo-"):
+            raise ValueError(f"project {self.project!r}: an environment with a local: section runs on the "
+                             "emulator and must use a demo- project id (as the Firebase emulators require), "
+                             "so it can never reach a real project")
+        return self
+
+
+@dataclass(frozen=True)
+class _Where:
+    lines: dict[tuple[str, ...], int]
+
+    def line(self, loc: tuple[str, ...]) -> int | None:
+        while loc:
+            if loc in self.lines:
+                return self.lines[loc]
+            loc = loc[:-1]
+        return None
+
+
+def environment_names(directory: Path = ENVIRONMENTS_DIR) -> list[str]:
+    """Every environment with a file in `directory`, local first, then alphabetical after a fixed order."""
+    order = {"local": 0, "dev": 1, "staging": 2, "prod": 3}
+    names = [p.stem for p in directory.glob("*.yaml")]
+    return sorted(names, key=lambda n: (order.get(n, 99), n))
+
+
+def load_environment(name: str, directory: Path = ENVIRONMENTS_DIR) -> Environment:
+    """Read and validate `directory/<name>.yaml`. Raises ConfigError naming the file, key and what is allowed."""
+    path = directory / f"{name}.yaml"
+    if not path.is_file():
+        known = ", ".join(environment_names(directory)) or "none"
+        raise ConfigError(path, [f": no such environment file; known environments: {known} "
+                                 f"(create {_display(path)} to add one)"])
+    text = path.read_text(encoding="utf-8")
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f":{mark.line + 1}" if mark else ""
+        raise ConfigError(path, [f"{where}: not valid YAML: {getattr(exc, 'problem', exc)}"]) from None
+    if not isinstance(data, dict):
+        raise ConfigError(path, [": must be a mapping of keys (project, region, state, functions, ...)"])
+    if "name" in data:
+        raise ConfigError(path, [f":{_lines(node).line(('name',))}: name: the environment's name is its "
+                                 f"file name ({name}); remove this key"])
+    try:
+        return Environment.model_validate({"name": name, **data})
+    except ValidationError as exc:
+        where = _lines(node)
+        raise ConfigError(path, [_describe(err, where) for err in exc.errors()]) from None
+
+
+def load_all(directory: Path = ENVIRONMENTS_DIR) -> dict[str, Environment]:
+    """Every environment, validated; all files' problems are reported together."""
+    environments, problems = {}, []
+    for name in environment_names(directory):
+        try:
+            environments[name] = load_environment(name, directory)
+        except ConfigError as exc:
+            problems.append(str(exc))
+    if problems:
+        raise ConfigError(directory, ["\n".join(problems)]) if len(problems) > 1 else ConfigError(
+            directory, [problems[0]])
+    return environments
+
+
+def _display(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def _lines(node: yaml.Node | None) -> _Where:
+    lines: dict[tuple[str, ...], int] = {}
+
+    def walk(n: yaml.Node, loc: tuple[str, ...]) -> None:
+        if isinstance(n, yaml.MappingNode):
+            for key, value in n.value:
+                child = (*loc, str(key.value))
+                lines[child] = key.start_mark.line + 1
+                walk(value, child)
+        elif isinstance(n, yaml.SequenceNode):
+            for i, value in enumerate(n.value):
+                lines[(*loc, str(i))] = value.start_mark.line + 1
+                walk(value, (*loc, str(i)))
+
+    if node is not None:
+        walk(node, ())
+    return _Where(lines)
+
+
+def _describe(err: dict[str, Any], where: _Where) -> str:
+    # Drop pydantic's discriminator tags ("http"/"event") and "[key]" parts from the path a user sees.
+    loc = tuple(str(p) for p in err["loc"] if p not in ("http", "event", "[key]"))
+    line = where.line(loc)
+    prefix = f":{line}: " if line else ": "
+    path = ".".join(loc) or "(top level)"
+    kind, msg = err["type"], err["msg"]
+    if kind == "extra_forbidden":
+        allowed = _allowed_keys(loc[:-1])
+        close = difflib.get_close_matches(loc[-1], allowed, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        return f"{prefix}{path}: unknown key{hint}; allowed: {', '.join(allowed)}"
+    if kind == "missing":
+        return f"{prefix}{path}: required key is missing"
+    if kind == "string_pattern_mismatch":
+        return f"{prefix}{path}: {err.get('input')!r} has the wrong form; allowed: {_pattern_help(loc)}"
+    if kind == "union_tag_invalid" or kind == "union_tag_not_found":
+        return f"{prefix}{path}: type must be one of: http, event"
+    if kind in ("literal_error", "enum"):
+        return f"{prefix}{path}: {err.get('input')!r} is not allowed; {msg.lower()}"
+    msg = msg.removeprefix("Value error, ")
+    shown = err.get("input")
+    if isinstance(shown, str | int | float | bool) and kind != "value_error":
+        return f"{prefix}{path}: got {shown!r}; {msg[0].lower()}{msg[1:]}"
+    return f"{prefix}{path}: {msg}"
+
+
+def _allowed_keys(loc: tuple[str, ...]) -> list[str]:
+    """The keys a mapping at `loc` accepts, for "unknown key" messages."""
+    models: tuple[Any, ...] = (Environment,)
+    for part in loc:
+        model = models[0]
+        if get_origin(model) is dict:  # a function name or variable name: step into the value type
+            models = _models(get_args(model)[1])
+        elif isinstance(model, type) and issubclass(model, BaseModel) and part in model.model_fields:
+            models = _models(model.model_fields[part].annotation)
+        else:
+            return []
+    keys = [k for m in models if isinstance(m, type) and issubclass(m, BaseModel) for k in m.model_fields]
+    return [k for k in dict.fromkeys(keys) if k != "name"]
+
+
+def _models(annotation: Any) -> tuple[Any, ...]:
+    """Strip Annotated/Optional; a union of models (the trigger) gives all its members."""
+    while get_origin(annotation) is Annotated:
+        annotation = get_args(annotation)[0]
+    if get_origin(annotation) in (Union, UnionType):
+        members = [a for a in get_args(annotation) if a is not type(None)]
+        return tuple(m for member in members for m in _models(member))
+    return (annotation,)
+
+
+_PATTERN_HELP = {
+    "project": "a GCP project id: 6-30 lowercase letters, digits and hyphens, starting with a letter",
+    "region": "a GCP region such as europe-west1 or us-central1",
+    "bucket": "a GCS bucket name: 3-63 lowercase letters, digits, dots, hyphens, underscores",
+    "entry_point": "a Python identifier naming a function in functions/main.py",
+    "invokers": "an IAM member such as serviceAccount:name@project.iam.gserviceaccount.com or user:a@b.c",
+    "env": "environment variable names in UPPER_SNAKE_CASE",
+    "secrets": "environment variable names in UPPER_SNAKE_CASE",
+    "functions": "function names: lowercase letters, digits and hyphens, starting with a letter",
+    "version": "latest or a version number",
+}
+
+
+def _pattern_help(loc: tuple[str, ...]) -> str:
+    for part in reversed(loc):
+        if part in _PATTERN_HELP:
+            return _PATTERN_HELP[part]
+    return "see the comments in environments/dev.yaml"
+

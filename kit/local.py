@@ -1,0 +1,261 @@
+"""The local environment: the Firestore emulator plus every function served by functions-framework.
+
+`make deploy` (ENV=local) -> `deploy_local`; `make down` -> `down`; `make status` -> `status`.
+What runs is recorded in `.local/<env>/state.json` (process groups, ports, logs), so a later command can
+replace or stop exactly what an earlier one started. A redeploy keeps a healthy emulator (and its data,
+as a cloud database survives a code deploy) and replaces the functions; `make down` stops everything.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from kit import hooks
+from kit.config import ROOT, Environment, Function, load_all
+from kit.emulator import EmulatorError, FirestoreEmulator, port_in_use, stop_group
+from kit.stages import StageFailed, Stages
+
+STATE_ROOT = Path(os.environ.get("GCF_KIT_STATE_DIR", ROOT / ".local"))
+FUNCTIONS_DIR = ROOT / "functions"
+HEALTH_PATH = "/health"
+
+
+@dataclass
+class Served:
+    name: str
+    pgid: int
+    port: int
+    url: str
+    log: str
+    http: bool
+
+
+@dataclass
+class LocalState:
+    env: str
+    emulator_pgid: int | None = None
+    emulator_address: str = ""
+    functions: list[Served] = field(default_factory=list)
+
+    @staticmethod
+    def path(env: str) -> Path:
+        return STATE_ROOT / env / "state.json"
+
+    @classmethod
+    def read(cls, env: str) -> LocalState | None:
+        path = cls.path(env)
+        if not path.is_file():
+            return None
+        data = json.loads(path.read_text())
+        return cls(env=data["env"], emulator_pgid=data.get("emulator_pgid"),
+                   emulator_address=data.get("emulator_address", ""),
+                   functions=[Served(**f) for f in data.get("functions", [])])
+
+    def write(self) -> None:
+        path = self.path(self.env)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(asdict(self), indent=2) + "\n")
+
+
+def group_alive(pgid: int | None) -> bool:
+    if not pgid:
+        return False
+    try:
+        os.killpg(pgid, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True
+
+
+def deploy_local(env_name: str = "local") -> LocalState:
+    stages = Stages(f"deploy {env_name} (local: Firestore emulator + functions-framework)", total=6)
+    with stages.stage("validate environment files"):
+        environments = load_all()  # every file: a typo anywhere stops here, before anything starts
+        env = environments.get(env_name)
+        if env is None or env.local is None:
+            raise StageFailed(f"environments/{env_name}.yaml has no local: section, so it is not served on this "
+                              f"machine; use `make deploy ENV={env_name}` for a cloud environment")
+        ports = {name: env.local.base_port + i for i, name in enumerate(env.functions)}
+        stages.note(f"{len(environments)} environment files valid; {len(env.functions)} function(s) to serve")
+
+    with stages.stage("check ports, start the Firestore emulator"):
+        previous = LocalState.read(env_name)
+        if previous:
+            _stop_functions(previous, stages)
+        _check_ports_free(env, ports)
+        emulator = _reuse_or_start_emulator(env, previous, stages)
+        state = LocalState(env=env_name, emulator_pgid=emulator.pgid, emulator_address=emulator.address)
+        state.write()
+
+    with stages.stage("synthesize the stacks of every environment"):
+        result = subprocess.run([sys.executable, "-m", "stacks"], cwd=ROOT, capture_output=True, text=True)
+        if result.returncode != 0:
+            raise StageFailed(f"synthesis failed (`make synth` shows the same):\n{result.stderr[-3000:]}")
+        stages.note(result.stdout.strip().splitlines()[-1])
+
+    with stages.stage("pre-deploy hook"):
+        os.environ["FIRESTORE_EMULATOR_HOST"] = emulator.address
+        hooks.pre_deploy(env, stages)
+
+    with stages.stage("serve functions"):
+        for name, function in env.functions.items():
+            state.functions.append(_serve(env, name, function, ports[name], emulator))
+            state.write()
+            stages.note(f"{name}: pid group {state.functions[-1].pgid} on port {ports[name]}")
+
+    with stages.stage("check health"):
+        for served in state.functions:
+            _wait_healthy(served)
+            stages.note(f"{served.name}: healthy")
+
+    stages.finish()
+    _print_summary(env, state)
+    return state
+
+
+def down(env_name: str = "local") -> list[str]:
+    """Stop everything `deploy_local` started for env_name. Returns what was stopped."""
+    state = LocalState.read(env_name)
+    if state is None:
+        print(f"nothing to stop: no local environment {env_name!r} is recorded in {LocalState.path(env_name)}")
+        return []
+    stopped = [s.name for s in state.functions if stop_group(s.pgid)]
+    if state.emulator_pgid and stop_group(state.emulator_pgid):
+        stopped.append("firestore-emulator")
+    LocalState.path(env_name).unlink()
+    print(f"stopped {', '.join(stopped) or 'nothing (all had already exited)'}; logs kept in "
+          f"{LocalState.path(env_name).parent / 'logs'}")
+    return stopped
+
+
+def status(env_name: str = "local") -> int:
+    state = LocalState.read(env_name)
+    if state is None:
+        print(f"local environment {env_name!r} is not running (`make deploy` starts it)")
+        return 1
+    healthy = True
+    emulator_up = group_alive(state.emulator_pgid)
+    print(f"firestore emulator  {state.emulator_address:<22} {'running' if emulator_up else 'STOPPED'}")
+    healthy &= emulator_up
+    for served in state.functions:
+        ok = group_alive(served.pgid) and _probe(served) is not None
+        print(f"{served.name:<19} {served.url:<22} {'healthy' if ok else 'DOWN'}   log: {served.log}")
+        healthy &= ok
+    return 0 if healthy else 1
+
+
+def _stop_functions(previous: LocalState, stages: Stages) -> None:
+    for served in previous.functions:
+        if stop_group(served.pgid):
+            stages.note(f"stopped the previous {served.name} (process group {served.pgid})")
+    previous.functions = []
+    previous.write()
+
+
+def _reuse_or_start_emulator(env: Environment, previous: LocalState | None, stages: Stages) -> FirestoreEmulator:
+    assert env.local is not None
+    wanted = f"{env.local.host}:{env.local.firestore_port}"
+    if previous and previous.emulator_pgid and group_alive(previous.emulator_pgid):
+        running = FirestoreEmulator(env.local.host, env.local.firestore_port, previous.emulator_pgid)
+        if previous.emulator_address == wanted and running.ready():
+            stages.note(f"reusing the running emulator on {wanted} (data kept; `make down` resets it)")
+            return running
+        stop_group(previous.emulator_pgid)
+    try:
+        emulator = FirestoreEmulator.start(env.local.host, env.local.firestore_port,
+                                           STATE_ROOT / env.name / "logs" / "firestore.log")
+    except EmulatorError as exc:
+        raise StageFailed(f"{exc}\n(the port is set by local.firestore_port in environments/{env.name}.yaml)") \
+            from None
+    stages.note(f"started on {emulator.address} (process group {emulator.pgid})")
+    return emulator
+
+
+def _check_ports_free(env: Environment, ports: dict[str, int]) -> None:
+    assert env.local is not None
+    taken = [f"{name} -> {port}" for name, port in ports.items() if port_in_use(env.local.host, port)]
+    if taken:
+        raise StageFailed(f"port(s) already in use on {env.local.host}: {', '.join(taken)}. Stop what uses them "
+                          f"or change local.base_port in environments/{env.name}.yaml (functions use base_port, "
+                          "base_port+1, ...).")
+
+
+def _function_environment(env: Environment, name: str, fn: Function, emulator: FirestoreEmulator) -> dict[str, str]:
+    missing = [key for key in fn.secrets if key not in os.environ]
+    if missing:
+        raise StageFailed(f"functions.{name}.secrets in environments/{env.name}.yaml: there is no Secret Manager "
+                          f"locally; export {', '.join(missing)} in your shell before `make deploy`")
+    return {
+        **{k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "TZ", "SYSTEMROOT")},
+        **{key: os.environ[key] for key in fn.secrets},
+        "LOG_EXECUTION_ID": "true",
+        **fn.env,
+        "PYTHONUNBUFFERED": "1",
+        "FIRESTORE_EMULATOR_HOST": emulator.address,
+        "GOOGLE_CLOUD_PROJECT": env.project,
+        "GCLOUD_PROJECT": env.project,
+        "K_SERVICE": name,
+        "K_REVISION": f"{name}-local",
+        "FUNCTION_TARGET": fn.entry_point,
+    }
+
+
+def _serve(env: Environment, name: str, fn: Function, port: int, emulator: FirestoreEmulator) -> Served:
+    assert env.local is not None
+    log = STATE_ROOT / env.name / "logs" / f"{name}.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    command = [sys.executable, "-m", "functions_framework", "--source", str(FUNCTIONS_DIR / "main.py"),
+               "--target", fn.entry_point, "--host", env.local.host, "--port", str(port),
+               "--signature-type", "http" if fn.is_http else "cloudevent"]
+    with log.open("ab") as out:
+        out.write(f"\n--- {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(command)}\n".encode())
+        out.flush()
+        process = subprocess.Popen(command, cwd=FUNCTIONS_DIR, env=_function_environment(env, name, fn, emulator),
+                                   stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                   start_new_session=True)
+    return Served(name=name, pgid=process.pid, port=port, url=f"http://{env.local.host}:{port}", log=str(log),
+                  http=fn.is_http)
+
+
+def _probe(served: Served) -> dict | None:
+    """GET the health endpoint (event functions: any HTTP answer means the server is up)."""
+    url = served.url + (HEALTH_PATH if served.http else "/")
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            body = response.read()
+            return json.loads(body) if served.http else {"status": response.status}
+    except urllib.error.HTTPError as exc:
+        return None if served.http else {"status": exc.code}
+    except (OSError, ValueError):
+        return None
+
+
+def _wait_healthy(served: Served, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if _probe(served) is not None:
+            return
+        if not group_alive(served.pgid):
+            break
+        time.sleep(0.2)
+    tail = Path(served.log).read_text(errors="replace")[-2500:]
+    raise StageFailed(f"{served.name} did not answer {served.url}{HEALTH_PATH} with 200 JSON within {timeout:.0f}s; "
+                      f"last lines of {served.log}:\n{tail}")
+
+
+def _print_summary(env: Environment, state: LocalState) -> None:
+    print(f"\nlocal environment {env.name!r} is up (project {env.project}):")
+    print(f"  firestore emulator  FIRESTORE_EMULATOR_HOST={state.emulator_address}")
+    for served in state.functions:
+        probe = served.url + (HEALTH_PATH if served.http else "/  (CloudEvent function: POST events here)")
+        print(f"  {served.name:<19} {probe}")
+    print(f"  logs                {STATE_ROOT / env.name / 'logs'}/")
+    print("  status / stop       make status   /   make down")

@@ -1,0 +1,36 @@
+"""`python -m stacks [--env NAME ...]`: synthesize into cdktf.out/ (what `make synth` and cdktf.json run)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+
+
+def main(argv: list[str] | None = None) -> int:
+    from kit.config import ConfigError, environment_names
+
+    parser = argparse.ArgumentParser(prog="python -m stacks", description=__doc__)
+    parser.add_argument("--env", action="append", dest="envs", metavar="NAME",
+                        help="environment to synthesize (repeatable; default: all of "
+                             f"{', '.join(environment_names())})")
+    parser.add_argument("--outdir", default=None, help="output folder (default: cdktf.out)")
+    args = parser.parse_args(argv)
+    started = time.perf_counter()
+    try:
+        from stacks.app import synth
+        stacks = synth(args.envs or environment_names(), outdir=args.outdir)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    for name, directory in stacks.items():
+        print(f"  synthesized {name:<28} -> {directory}")
+    print(f"synth: {len(stacks)} stacks in {time.perf_counter() - started:.1f}s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -8,6 +8,9 @@ VENV       := .venv
 PY         := $(VENV)/bin/python
 LOCK_HASH  := $(shell sha256sum requirements.lock | cut -c1-16)
 STAMP      := $(VENV)/.installed-$(LOCK_HASH)
+# checkov has its own venv: its pins (packaging==23.2) conflict with pytest in .venv.
+CHECKOV_VENV  := .venv-checkov
+CHECKOV_STAMP := $(CHECKOV_VENV)/.installed-$(shell sha256sum requirements-checkov.lock | cut -c1-16)
 PYTEST_ARGS ?=
 
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
@@ -26,7 +29,13 @@ $(STAMP): requirements.lock
 	@$(PY) -m pip install --quiet -r requirements.lock
 	@rm -f $(VENV)/.installed-* && touch $@
 
-setup: $(STAMP) ## create .venv and install requirements.lock (skipped while the lock is unchanged)
+$(CHECKOV_STAMP): requirements-checkov.lock
+	@test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
+	@echo "installing checkov (the tests scan the synthesized stacks) from requirements-checkov.lock into $(CHECKOV_VENV) ..."
+	@$(CHECKOV_VENV)/bin/python -m pip install --quiet -r requirements-checkov.lock
+	@rm -f $(CHECKOV_VENV)/.installed-* && touch $@
+
+setup: $(STAMP) $(CHECKOV_STAMP) ## create .venv (+ .venv-checkov) and install the locks (skipped while they are unchanged)
 
 test: setup lint ## lint + the whole test suite (starts the Firestore emulator itself); PYTEST_ARGS=... to select
 	@$(PY) -m pytest $(PYTEST_ARGS); rc=$$?; \

@@ -43,6 +43,7 @@ PYTHON_IDENTIFIER = r"^[A-Za-z_][A-Za-z0-9_]*$"
 SECRET_ID = r"^[A-Za-z0-9_-]{1,255}$"
 BUCKET_NAME = r"^[a-z0-9][a-z0-9._-]{1,61}[a-z0-9]$"
 MEMBER = r"^(user|serviceAccount|group|domain|principal|principalSet):.+$"
+IMAGE = r"^[a-z0-9.-]+(:[0-9]+)?/[a-z0-9._/-]+(:[A-Za-z0-9._-]+|@sha256:[0-9a-f]{64})$"
 
 
 class ConfigError(Exception):
@@ -213,6 +214,46 @@ class Local(_Model):
     base_port: Annotated[int, Field(ge=1024, le=65000)] = 8081
 
 
+class MigrationJob(_Model):
+    """A Cloud Run Job that runs `python -m gcfkit.migrations up` from the function bundle, in parallel tasks.
+
+    The engine splits the work by CLOUD_RUN_TASK_INDEX / CLOUD_RUN_TASK_COUNT (one id range per task).
+    `image` is a stock Python image (default: the one matching `runtime`); the job fetches the hashed bundle.
+    """
+
+    tasks: Annotated[int, Field(ge=1, le=10000)] = 4
+    parallelism: Annotated[int, Field(ge=1, le=10000)] | None = None  # None: every task at once
+    cpu: Literal["1", "2", "4", "6", "8"] = "1"
+    memory: str = "1Gi"
+    timeout_seconds: Annotated[int, Field(ge=60, le=86400)] = 3600
+    max_retries: Annotated[int, Field(ge=0, le=10)] = 0
+    image: Annotated[str, Field(pattern=IMAGE)] | None = None
+
+    @field_validator("cpu", mode="before")
+    @classmethod
+    def _cpu_as_text(cls, value: Any) -> Any:
+        return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+    @field_validator("memory")
+    @classmethod
+    def _memory(cls, value: str) -> str:
+        allowed = [size for size, mib in MEMORY_SIZES_MIB.items() if mib >= 512]
+        if value not in allowed:
+            raise ValueError(f"{value!r} is not a Cloud Run job memory size; allowed: {', '.join(allowed)}")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> MigrationJob:
+        if self.parallelism is not None and self.parallelism > self.tasks:
+            raise ValueError(f"parallelism ({self.parallelism}) is greater than tasks ({self.tasks}); "
+                             "allowed: parallelism <= tasks")
+        memory, cpu = MEMORY_SIZES_MIB[self.memory], float(self.cpu)
+        for above, min_cpu in MIN_CPU_FOR_MEMORY:
+            if memory > above and cpu < min_cpu:
+                raise ValueError(f"memory {self.memory} needs cpu >= {min_cpu:g} (got {self.cpu})")
+        return self
+
+
 class Environment(_Model):
     name: str
     project: Annotated[str, Field(pattern=PROJECT_ID)]
@@ -223,6 +264,7 @@ class Environment(_Model):
                  Annotated[str, Field(pattern=r"^[a-z0-9_-]{0,63}$")]] = Field(default_factory=dict)
     functions: Annotated[dict[Annotated[str, Field(pattern=FUNCTION_NAME)], Function], Field(min_length=1)]
     alerting: Alerting = Alerting()
+    migration_job: MigrationJob | None = None  # opt-in: provisions the Cloud Run Job for migrations
     local: Local | None = None
 
     @property
@@ -235,6 +277,9 @@ class Environment(_Model):
             raise ValueError(f"project {self.project!r}: an environment with a local: section runs on the "
                              "emulator and must use a demo- project id (as the Firebase emulators require), "
                              "so it can never reach a real project")
+        if self.local is not None and self.migration_job is not None:
+            raise ValueError("migration_job: a local environment runs migrations on this machine (against the "
+                             "emulator); allowed: migration_job only in cloud environments")
         return self
 
 
@@ -386,6 +431,7 @@ _PATTERN_HELP = {
     "secrets": "environment variable names in UPPER_SNAKE_CASE",
     "functions": "function names: lowercase letters, digits and hyphens, starting with a letter",
     "version": "latest or a version number",
+    "image": "a container image such as docker.io/library/python:3.12-slim or REGISTRY/PATH@sha256:<digest>",
 }
 
 

@@ -11,6 +11,7 @@ os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 
 
 def main(argv: list[str] | None = None) -> int:
+    from kit.bundle import BundleError
     from kit.config import ConfigError, environment_names
 
     parser = argparse.ArgumentParser(prog="python -m stacks", description=__doc__)
@@ -23,7 +24,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         from stacks.app import synth
         stacks = synth(args.envs or environment_names(), outdir=args.outdir)
-    except ConfigError as exc:
+    except (ConfigError, BundleError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     for name, directory in stacks.items():

@@ -2,24 +2,46 @@
 
 from __future__ import annotations
 
+import difflib
 from pathlib import Path
 
 from cdktn import App
 
-from kit.bundle import build_bundle
-from kit.config import SYNTH_OUTDIR, load_environment
+from kit.bundle import FUNCTIONS_DIR, Bundle, build_bundle
+from kit.config import ENVIRONMENTS_DIR, SYNTH_OUTDIR, ConfigError, Environment, load_environment
 from stacks.functions import FunctionsStack
 
 
-def synth(env_names: list[str], outdir: str | Path | None = None) -> dict[str, Path]:
-    """Validate every environment first (nothing is written on a config error), then synthesize."""
-    environments = [load_environment(name) for name in env_names]
+def synth(env_names: list[str], outdir: str | Path | None = None, environments_dir: Path = ENVIRONMENTS_DIR,
+          functions_dir: Path = FUNCTIONS_DIR) -> dict[str, Path]:
+    """Validate every environment first (nothing is written on a config error), then synthesize.
+
+    One bundle of `functions_dir` serves every environment. Returns stack name -> the folder holding its
+    cdk.tf.json (where terraform runs).
+    """
+    environments = [load_environment(name, environments_dir) for name in env_names]
     out = Path(outdir) if outdir else SYNTH_OUTDIR
-    bundle = build_bundle(out / "bundle" / "functions.zip")
+    bundle = build_bundle(out / "bundle", functions_dir)
+    for env in environments:
+        check_entry_points(env, bundle, environments_dir)
     app = App(outdir=str(out))
     stacks = {}
     for env in environments:
-        stack = FunctionsStack(app, f"{env.name}-functions", env=env, bundle=bundle)
-        stacks[stack.node.id] = out / "stacks" / stack.node.id
+        stack_id = f"{env.name}-functions"  # kit/cloud.py applies every cdktf.out/stacks/<env>-* folder
+        stacks[stack_id] = out / "stacks" / stack_id
+        FunctionsStack(app, stack_id, env=env, bundle=bundle, stack_dir=stacks[stack_id])
     app.synth()
     return stacks
+
+
+def check_entry_points(env: Environment, bundle: Bundle, environments_dir: Path) -> None:
+    """Every entry point must be defined in the bundle's main.py: a typo fails here, not in a cloud build."""
+    problems = []
+    for name, fn in env.functions.items():
+        if fn.entry_point not in bundle.entry_points:
+            close = difflib.get_close_matches(fn.entry_point, bundle.entry_points, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            problems.append(f": functions.{name}.entry_point: {fn.entry_point!r} is not defined at the top level "
+                            f"of functions/main.py{hint}; allowed: a function defined or imported there")
+    if problems:
+        raise ConfigError(environments_dir / f"{env.name}.yaml", problems)

@@ -1,71 +1,81 @@
-"""Per-environment function stack: provider, GCS state backend, source bucket, bundle, functions."""
+"""`<env>-functions`: everything one environment file declares, in the env's project and region.
+
+Provider and GCS state backend -> required APIs -> source bucket + hashed bundle + build identity -> Pub/Sub
+topics -> one function (identity, grants, trigger, invokers) per `functions:` entry -> optional migration job
+-> outputs. Every value comes from the typed `Environment`; nothing here reads YAML.
+"""
 
 from __future__ import annotations
 
-from cdktn import GcsBackend, TerraformOutput, TerraformStack
-from cdktn_provider_google.cloudfunctions2_function import (
-    Cloudfunctions2Function,
-    Cloudfunctions2FunctionBuildConfig,
-    Cloudfunctions2FunctionBuildConfigSource,
-    Cloudfunctions2FunctionBuildConfigSourceStorageSource,
-    Cloudfunctions2FunctionEventTrigger,
-    Cloudfunctions2FunctionServiceConfig,
-    Cloudfunctions2FunctionServiceConfigSecretEnvironmentVariables,
-)
+from pathlib import Path
+
+from cdktn import GcsBackend, TerraformIterator, TerraformOutput, TerraformStack, Token
+from cdktn_provider_google.project_service import ProjectService
 from cdktn_provider_google.provider import GoogleProvider
-from cdktn_provider_google.storage_bucket import StorageBucket
-from cdktn_provider_google.storage_bucket_object import StorageBucketObject
 from constructs import Construct
 
 from kit.bundle import Bundle
-from kit.config import Environment, EventTrigger, Function
+from kit.config import Environment, EventTrigger
+from stacks.function import add_function, add_topics
+from stacks.migration_job import JOB_NAME, add_migration_job
+from stacks.source import add_source, bucket_name
+
+BASE_APIS = (
+    "artifactregistry.googleapis.com",     # function images
+    "cloudbuild.googleapis.com",           # builds them from the bundle
+    "cloudfunctions.googleapis.com",
+    "cloudresourcemanager.googleapis.com",  # project-level IAM grants
+    "firestore.googleapis.com",
+    "iam.googleapis.com",                  # service accounts
+    "logging.googleapis.com",
+    "monitoring.googleapis.com",
+    "run.googleapis.com",                  # 2nd gen functions (and the migration job) run on Cloud Run
+    "storage.googleapis.com",              # the source bucket
+)
+EVENT_APIS = ("eventarc.googleapis.com", "pubsub.googleapis.com")
+SECRET_APIS = ("secretmanager.googleapis.com",)
+
+
+def required_apis(env: Environment) -> list[str]:
+    apis = set(BASE_APIS)
+    if any(isinstance(fn.trigger, EventTrigger) for fn in env.functions.values()):
+        apis.update(EVENT_APIS)
+    if any(fn.secrets for fn in env.functions.values()):
+        apis.update(SECRET_APIS)
+    return sorted(apis)
 
 
 class FunctionsStack(TerraformStack):
-    def __init__(self, scope: Construct, stack_id: str, *, env: Environment, bundle: Bundle):
+    def __init__(self, scope: Construct, stack_id: str, *, env: Environment, bundle: Bundle, stack_dir: Path):
         super().__init__(scope, stack_id)
-        self.env = env
-        GoogleProvider(self, "google", project=env.project, region=env.region,
-                       default_labels={"managed-by": "gcf-kit", **env.labels})
+        provider = GoogleProvider(self, "google", project=env.project, region=env.region)
+        # Set as a raw override: the provider block's keys go through CDK Terrain's snake_case conversion,
+        # which would turn a label key like `managed-by` into `managed_by`.
+        provider.add_override("default_labels", {"managed-by": "gcf-kit", **env.labels})
         GcsBackend(self, bucket=env.state.bucket, prefix=f"{env.state.prefix}/{stack_id}")
 
-        self.source_bucket = StorageBucket(
-            self, "source", name=f"{env.project}-gcf-source", location=env.region,
-            uniform_bucket_level_access=True, public_access_prevention="enforced", force_destroy=False)
-        self.bundle_object = StorageBucketObject(
-            self, "bundle", bucket=self.source_bucket.name, name=bundle.object_name,
-            source=f"${{path.module}}/../../bundle/{bundle.path.name}")  # terraform runs in stacks/<stack>/
-        TerraformOutput(self, "bundle_sha256", value=bundle.sha256)
+        apis_list = TerraformIterator.from_list(required_apis(env))
+        # Never disabled on destroy: other workloads in the project may use the same APIs.
+        apis = ProjectService(self, "apis", for_each=apis_list, project=env.project,
+                              service=Token.as_string(apis_list.value),
+                              disable_on_destroy=False, disable_dependent_services=False)
+        after_apis = [apis]
 
-        for name, function in env.functions.items():
-            resource = self._function(name, function)
-            if function.is_http:
-                TerraformOutput(self, f"{name}_url", value=resource.url)
+        source = add_source(self, env, bundle, stack_dir, depends_on=after_apis)
+        topics = add_topics(self, env, depends_on=after_apis)
+        TerraformOutput(self, "bundle_sha256", value=bundle.sha256,
+                        description="sha256 of the deployed bundle (deploy pipeline: rollback by hash)")
+        TerraformOutput(self, "bundle_object", value=f"gs://{bucket_name(env)}/{bundle.object_name}")
 
-    def _function(self, name: str, fn: Function) -> Cloudfunctions2Function:
-        env = self.env
-        event_trigger = None
-        if isinstance(fn.trigger, EventTrigger):
-            event_trigger = Cloudfunctions2FunctionEventTrigger(
-                event_type=fn.trigger.event_type, trigger_region=env.region,
-                pubsub_topic=f"projects/{env.project}/topics/{fn.trigger.topic}",
-                retry_policy="RETRY_POLICY_RETRY" if fn.trigger.retry else "RETRY_POLICY_DO_NOT_RETRY")
-        return Cloudfunctions2Function(
-            self, f"function_{name}", name=name, location=env.region, description=fn.description or None,
-            build_config=Cloudfunctions2FunctionBuildConfig(
-                runtime=env.runtime, entry_point=fn.entry_point,
-                source=Cloudfunctions2FunctionBuildConfigSource(
-                    storage_source=Cloudfunctions2FunctionBuildConfigSourceStorageSource(
-                        bucket=self.source_bucket.name, object=self.bundle_object.name))),
-            service_config=Cloudfunctions2FunctionServiceConfig(
-                min_instance_count=fn.min_instances, max_instance_count=fn.max_instances,
-                max_instance_request_concurrency=fn.concurrency, available_cpu=fn.cpu,
-                available_memory=fn.memory, timeout_seconds=fn.timeout_seconds,
-                ingress_settings=fn.ingress.api_value,
-                environment_variables={"LOG_EXECUTION_ID": "true", **fn.env},
-                secret_environment_variables=[
-                    Cloudfunctions2FunctionServiceConfigSecretEnvironmentVariables(
-                        key=key, project_id=env.project, secret=ref.secret, version=ref.version)
-                    for key, ref in fn.secrets.items()] or None),
-            event_trigger=event_trigger,
-            labels={"function": name})
+        for name, fn in env.functions.items():
+            deployed = add_function(self, env, name, fn, source=source, topics=topics, depends_on=after_apis)
+            if fn.is_http:
+                TerraformOutput(self, f"{name}_url", value=deployed.function.url)
+            TerraformOutput(self, f"{name}_service_account", value=deployed.account.email)
+
+        if env.migration_job is not None:
+            add_migration_job(self, env, env.migration_job, bundle=bundle, source=source, depends_on=after_apis)
+            TerraformOutput(self, "migration_job_name", value=JOB_NAME)
+            TerraformOutput(self, "migration_job_execute",
+                            value=f"gcloud run jobs execute {JOB_NAME} --project {env.project} "
+                                  f"--region {env.region} --wait")

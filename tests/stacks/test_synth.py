@@ -49,9 +49,9 @@ def test_function_settings_come_from_the_environment_file(synthesized, env_name)
     assert tf["terraform"]["backend"]["gcs"] == {"bucket": env.state.bucket,
                                                  "prefix": f"{env.state.prefix}/{env_name}-functions"}
     functions = tf["resource"]["google_cloudfunctions2_function"]
-    assert set(functions) == {f"function_{name}" for name in env.functions}
+    assert set(functions) == set(env.functions)
     for name, fn in env.functions.items():
-        service = functions[f"function_{name}"]["service_config"]
+        service = functions[name]["service_config"]
         assert service["min_instance_count"] == fn.min_instances
         assert service["max_instance_count"] == fn.max_instances
         assert service["available_memory"] == fn.memory
@@ -60,7 +60,7 @@ def test_function_settings_come_from_the_environment_file(synthesized, env_name)
 
 def test_prod_keeps_warm_instances(synthesized):
     service = stack_json(synthesized, "prod-functions")["resource"]["google_cloudfunctions2_function"][
-        "function_api"]["service_config"]
+        "api"]["service_config"]
     assert service["min_instance_count"] == 2
 
 

@@ -248,7 +248,7 @@ class MigrationJob(_Model):
             raise ValueError(f"parallelism ({self.parallelism}) is greater than tasks ({self.tasks}); "
                              "allowed: parallelism <= tasks")
         memory, cpu = MEMORY_SIZES_MIB[self.memory], float(self.cpu)
-        for above, min_cpu in MIN_CPU_FOR_MEMORY:
+        for above, min_cpu in reversed(MIN_CPU_FOR_MEMORY):  # the strictest rule that applies
             if memory > above and cpu < min_cpu:
                 raise ValueError(f"memory {self.memory} needs cpu >= {min_cpu:g} (got {self.cpu})")
         return self

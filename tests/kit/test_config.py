@@ -107,3 +107,34 @@ def test_load_all_reports_every_broken_file(tmp_path):
         load_all(tmp_path)
     assert "dev.yaml:8: functions.api.max_instances" in str(caught.value)
     assert "prod.yaml:9: oops: unknown key" in str(caught.value)
+
+
+def test_migration_job_is_opt_in_with_defaults(tmp_path):
+    assert load_environment("test", write(tmp_path, VALID)).migration_job is None
+    job = load_environment("test", write(tmp_path, VALID + "migration_job: {tasks: 6, cpu: 2}\n")).migration_job
+    assert (job.tasks, job.parallelism, job.cpu, job.memory, job.max_retries, job.image) == (
+        6, None, "2", "1Gi", 0, None)
+    assert load_all()["prod"].migration_job is not None and load_all()["local"].migration_job is None
+
+
+@pytest.mark.parametrize(("mistake", "expected"), [
+    ("migration_job: {taks: 4}\n", ["test.yaml:9: migration_job.taks: unknown key (did you mean 'tasks'?)",
+                                    "allowed: tasks, parallelism, cpu"]),
+    ("migration_job: {tasks: 2, parallelism: 3}\n",
+     ["migration_job: parallelism (3) is greater than tasks (2)", "allowed: parallelism <= tasks"]),
+    ("migration_job: {memory: 256Mi}\n", ["migration_job.memory: '256Mi' is not a Cloud Run job memory size",
+                                          "allowed: 512Mi"]),
+    ("migration_job: {memory: 16Gi, cpu: 2}\n", ["migration_job: memory 16Gi needs cpu >= 4 (got 2)"]),
+    ("migration_job: {cpu: '0.5'}\n", ["migration_job.cpu: '0.5' is not allowed"]),
+    ("migration_job: {image: 'python 3'}\n", ["migration_job.image: 'python 3' has the wrong form",
+                                              "docker.io/library/python:3.12-slim"]),
+])
+def test_migration_job_mistakes_are_named(tmp_path, mistake, expected):
+    message = problems(tmp_path, VALID + mistake)
+    for part in expected:
+        assert part in message
+
+
+def test_a_local_environment_cannot_declare_a_migration_job(tmp_path):
+    local = VALID.replace("acme-test-1", "demo-test-1") + "local: {}\nmigration_job: {}\n"
+    assert "migration_job: a local environment runs migrations on this machine" in problems(tmp_path, local)

@@ -1,4 +1,8 @@
-"""`python -m stacks` synthesizes every environment; what each YAML says shows up in the JSON."""
+"""`python -m stacks` synthesizes every environment; what each YAML says shows up in the JSON, safely.
+
+The inventories (test_inventories.py) pin every attribute; these tests state the rules that must hold for any
+environment: relative bundle paths, no basic roles, secret-level secret access, deploy ordering, job command.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +16,8 @@ from pathlib import Path
 import pytest
 
 from kit.config import ROOT, load_all
+from stacks.job_bootstrap import __doc__ as BOOTSTRAP_DOC
+from stacks.migration_job import BOOTSTRAP
 
 
 def run_synth(outdir: Path, *args: str, env_dir: Path | None = None) -> subprocess.CompletedProcess:
@@ -22,29 +28,20 @@ def run_synth(outdir: Path, *args: str, env_dir: Path | None = None) -> subproce
                           env=environ, capture_output=True, text=True, timeout=300)
 
 
-@pytest.fixture(scope="module")
-def synthesized(tmp_path_factory) -> Path:
-    outdir = tmp_path_factory.mktemp("cdktf") / "cdktf.out"
-    result = run_synth(outdir)
-    assert result.returncode == 0, result.stderr
-    return outdir
+def all_stacks(synthesized, showcase) -> list[tuple[str, dict]]:
+    return [(name, s.json(name)) for s in (synthesized, showcase) for name in s.stacks]
 
 
-def stack_json(outdir: Path, stack: str) -> dict:
-    return json.loads((outdir / "stacks" / stack / "cdk.tf.json").read_text())
-
-
-def test_every_environment_gets_a_stack(synthesized):
-    assert sorted(p.name for p in (synthesized / "stacks").iterdir()) == sorted(
-        f"{name}-functions" for name in load_all())
-    manifest = json.loads((synthesized / "manifest.json").read_text())
-    assert set(manifest["stacks"]) == {f"{name}-functions" for name in load_all()}
+def test_every_environment_gets_a_stack_named_env_functions(synthesized):
+    expected = {f"{name}-functions" for name in load_all()}
+    assert {p.name for p in (synthesized.outdir / "stacks").iterdir()} == expected
+    assert set(json.loads((synthesized.outdir / "manifest.json").read_text())["stacks"]) == expected
 
 
 @pytest.mark.parametrize("env_name", ["local", "dev", "staging", "prod"])
 def test_function_settings_come_from_the_environment_file(synthesized, env_name):
     env = load_all()[env_name]
-    tf = stack_json(synthesized, f"{env_name}-functions")
+    tf = synthesized.json(f"{env_name}-functions")
     assert tf["provider"]["google"][0]["project"] == env.project
     assert tf["terraform"]["backend"]["gcs"] == {"bucket": env.state.bucket,
                                                  "prefix": f"{env.state.prefix}/{env_name}-functions"}
@@ -52,16 +49,55 @@ def test_function_settings_come_from_the_environment_file(synthesized, env_name)
     assert set(functions) == set(env.functions)
     for name, fn in env.functions.items():
         service = functions[name]["service_config"]
-        assert service["min_instance_count"] == fn.min_instances
-        assert service["max_instance_count"] == fn.max_instances
+        assert (service["min_instance_count"], service["max_instance_count"]) == (fn.min_instances, fn.max_instances)
         assert service["available_memory"] == fn.memory
         assert service["environment_variables"]["LOG_EXECUTION_ID"] == "true"
+    assert ("google_cloud_run_v2_job" in tf["resource"]) == (env.migration_job is not None)
 
 
-def test_prod_keeps_warm_instances(synthesized):
-    service = stack_json(synthesized, "prod-functions")["resource"]["google_cloudfunctions2_function"][
-        "api"]["service_config"]
-    assert service["min_instance_count"] == 2
+def test_the_bundle_path_is_relative_to_the_stack_folder(synthesized, showcase):
+    for s in (synthesized, showcase):
+        for name, folder in s.stacks.items():
+            source = s.json(name)["resource"]["google_storage_bucket_object"]["bundle"]["source"]
+            assert source.startswith("${path.module}/../../bundle/functions-"), source
+            assert (folder / source.removeprefix("${path.module}/")).is_file()  # where terraform will look
+
+
+def test_no_basic_role_and_no_project_wide_secret_access(synthesized, showcase):
+    for name, tf in all_stacks(synthesized, showcase):
+        text = json.dumps(tf)
+        for role in ("roles/owner", "roles/editor", "roles/viewer"):
+            assert f'"{role}"' not in text, f"{name} grants {role}"
+        project_roles = {m["role"] for m in tf["resource"]["google_project_iam_member"].values()}
+        assert "roles/secretmanager.secretAccessor" not in project_roles, name
+
+
+def test_shipped_environments_grant_nobody_anonymous_access(synthesized):
+    for name in synthesized.stacks:
+        assert "allUsers" not in json.dumps(synthesized.json(name)), name
+
+
+def test_each_function_reads_only_its_own_secrets(showcase):
+    grants = showcase.json("showcase-functions")["resource"]["google_secret_manager_secret_iam_member"]
+    # api names signing-key twice (two versions) and db-password once: one grant per secret, api's SA only.
+    assert sorted((g["secret_id"], g["member"]) for g in grants.values()) == [
+        ("db-password", "${google_service_account.api_runtime.member}"),
+        ("signing-key", "${google_service_account.api_runtime.member}")]
+
+
+def test_a_function_deploys_after_its_grants(showcase):
+    depends = showcase.json("showcase-functions")["resource"]["google_cloudfunctions2_function"]["api"]["depends_on"]
+    assert {"google_project_service.apis", "google_secret_manager_secret_iam_member.api_secret_signing-key",
+            "google_secret_manager_secret_iam_member.api_secret_db-password",
+            "google_project_iam_member.cloud_build_artifactregistry_writer"} <= set(depends)
+
+
+def test_the_migration_job_runs_the_bootstrap_from_stacks_job_bootstrap(synthesized):
+    job = synthesized.json("prod-functions")["resource"]["google_cloud_run_v2_job"]["migration_job"]
+    container = job["template"]["template"]["containers"][0]
+    assert container["command"] == ["python", "-c", BOOTSTRAP] and container["args"] == ["up"]
+    assert BOOTSTRAP.startswith("import hashlib") and BOOTSTRAP_DOC not in BOOTSTRAP
+    assert compile(BOOTSTRAP, "job_bootstrap", "exec")
 
 
 def test_one_environment_can_be_synthesized_alone(tmp_path):
@@ -80,3 +116,18 @@ def test_a_config_typo_stops_synth_before_anything_is_written(tmp_path):
     assert "prod.yaml" in result.stderr and "functions.api.min_instanses: unknown key" in result.stderr
     assert "did you mean 'min_instances'" in result.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_an_entry_point_missing_from_main_py_stops_synth(tmp_path):
+    from kit.config import ConfigError
+    from stacks.app import synth
+
+    env_dir = tmp_path / "environments"
+    shutil.copytree(ROOT / "environments", env_dir)
+    dev = env_dir / "dev.yaml"
+    dev.write_text(dev.read_text().replace("entry_point: api", "entry_point: apii"))
+    with pytest.raises(ConfigError) as caught:
+        synth(["dev"], outdir=tmp_path / "out", environments_dir=env_dir)
+    assert "dev.yaml: functions.api.entry_point: 'apii' is not defined at the top level of functions/main.py " \
+           "(did you mean 'api'?)" in str(caught.value)
+    assert not (tmp_path / "out" / "stacks").exists()

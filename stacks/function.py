@@ -2,7 +2,7 @@
 
 Terraform addresses start with the function's name: `google_cloudfunctions2_function.api`,
 `google_service_account.api_runtime`, `google_project_iam_member.api_datastore_user`,
-`google_secret_manager_secret_iam_member.api_secret_<secret>`, `google_cloud_run_v2_service_iam_binding.api_invokers`.
+`google_secret_manager_secret_iam_member.api_secret_<secret>`, `google_cloud_run_service_iam_binding.api_invokers`.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 
 from cdktn import TerraformStack
-from cdktn_provider_google.cloud_run_v2_service_iam_binding import CloudRunV2ServiceIamBinding
+from cdktn_provider_google.cloud_run_service_iam_binding import CloudRunServiceIamBinding
 from cdktn_provider_google.cloudfunctions2_function import (
     Cloudfunctions2Function,
     Cloudfunctions2FunctionBuildConfig,
@@ -116,9 +116,11 @@ def add_function(stack: TerraformStack, env: Environment, name: str, fn: Functio
     if members:
         # Authoritative for run.invoker on this function's Cloud Run service: exactly the declared members,
         # so an invoker removed from the env file (or added by hand) loses access on the next apply.
-        CloudRunV2ServiceIamBinding(
+        # The v1 resource manages the same IAM policy as the v2 one; checkov inspects only the v1 resource
+        # for public (allUsers) access, so this keeps a public function visible to the scan.
+        CloudRunServiceIamBinding(
             stack, f"{name}_invokers", project=project, location=env.region,
-            name=function.service_config.service, role=iam.INVOKER, members=members)
+            service=function.service_config.service, role=iam.INVOKER, members=members)
     return DeployedFunction(function=function, account=account)
 
 

@@ -31,7 +31,17 @@ def synth(env_names: list[str], outdir: str | Path | None = None, environments_d
         stacks[stack_id] = out / "stacks" / stack_id
         FunctionsStack(app, stack_id, env=env, bundle=bundle, stack_dir=stacks[stack_id])
     app.synth()
+    prune_bundles(out)
     return stacks
+
+
+def prune_bundles(out: Path) -> None:
+    """Each code change leaves a new functions-<hash>.zip; keep only those a synthesized stack still uploads
+    (a stack synthesized earlier, e.g. with --env, keeps the bundle it references)."""
+    stack_files = [p.read_text(encoding="utf-8") for p in (out / "stacks").glob("*/cdk.tf.json")]
+    for bundle in (out / "bundle").glob("functions-*.zip"):
+        if not any(f"/bundle/{bundle.name}" in text for text in stack_files):
+            bundle.unlink()
 
 
 def check_entry_points(env: Environment, bundle: Bundle, environments_dir: Path) -> None:

@@ -19,6 +19,8 @@ from kit.config import ROOT, load_all
 from stacks.job_bootstrap import __doc__ as BOOTSTRAP_DOC
 from stacks.migration_job import BOOTSTRAP
 
+FIXTURES = Path(__file__).parent / "fixtures"
+
 
 def run_synth(outdir: Path, *args: str, env_dir: Path | None = None) -> subprocess.CompletedProcess:
     environ = {**os.environ, "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20"}
@@ -131,3 +133,20 @@ def test_an_entry_point_missing_from_main_py_stops_synth(tmp_path):
     assert "dev.yaml: functions.api.entry_point: 'apii' is not defined at the top level of functions/main.py " \
            "(did you mean 'api'?)" in str(caught.value)
     assert not (tmp_path / "out" / "stacks").exists()
+
+
+def test_bundles_no_stack_uses_any_more_are_removed(tmp_path):
+    from stacks.app import synth
+
+    functions, envs, out = tmp_path / "functions", tmp_path / "environments", tmp_path / "out"
+    shutil.copytree(FIXTURES / "functions", functions)
+    shutil.copytree(FIXTURES / "environments", envs)
+    shutil.copy(envs / "showcase.yaml", envs / "other.yaml")
+    bundles = lambda: sorted(p.name for p in (out / "bundle").glob("*.zip"))  # noqa: E731
+    synth(["showcase", "other"], out, envs, functions)
+    old = bundles()
+    (functions / "main.py").write_text((functions / "main.py").read_text() + "\n# changed\n")
+    synth(["showcase"], out, envs, functions)
+    assert len(bundles()) == 2 and set(old) < set(bundles())  # other-functions still uploads the old one
+    synth(["showcase", "other"], out, envs, functions)
+    assert len(bundles()) == 1 and bundles() != old

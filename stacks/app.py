@@ -11,6 +11,8 @@ from kit.bundle import FUNCTIONS_DIR, Bundle, build_bundle
 from kit.config import ENVIRONMENTS_DIR, SYNTH_OUTDIR, ConfigError, Environment, load_environment
 from stacks.functions import FunctionsStack
 
+MIGRATIONS_MAIN = "gcfkit/migrations/__main__.py"  # what the migration job runs
+
 
 def synth(env_names: list[str], outdir: str | Path | None = None, environments_dir: Path = ENVIRONMENTS_DIR,
           functions_dir: Path = FUNCTIONS_DIR) -> dict[str, Path]:
@@ -23,7 +25,7 @@ def synth(env_names: list[str], outdir: str | Path | None = None, environments_d
     out = Path(outdir) if outdir else SYNTH_OUTDIR
     bundle = build_bundle(out / "bundle", functions_dir)
     for env in environments:
-        check_entry_points(env, bundle, environments_dir)
+        check_bundle(env, bundle, environments_dir)
     app = App(outdir=str(out))
     stacks = {}
     for env in environments:
@@ -44,8 +46,8 @@ def prune_bundles(out: Path) -> None:
             bundle.unlink()
 
 
-def check_entry_points(env: Environment, bundle: Bundle, environments_dir: Path) -> None:
-    """Every entry point must be defined in the bundle's main.py: a typo fails here, not in a cloud build."""
+def check_bundle(env: Environment, bundle: Bundle, environments_dir: Path) -> None:
+    """What the env file runs must be in the bundle: a typo fails here, not in a cloud build or a job run."""
     problems = []
     for name, fn in env.functions.items():
         if fn.entry_point not in bundle.entry_points:
@@ -53,5 +55,8 @@ def check_entry_points(env: Environment, bundle: Bundle, environments_dir: Path)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             problems.append(f": functions.{name}.entry_point: {fn.entry_point!r} is not defined at the top level "
                             f"of functions/main.py{hint}; allowed: a function defined or imported there")
+    if env.migration_job is not None and MIGRATIONS_MAIN not in bundle.files:
+        problems.append(f": migration_job: the bundle has no {MIGRATIONS_MAIN}, which the job runs "
+                        "(python -m gcfkit.migrations up); add the migrations engine or remove migration_job")
     if problems:
         raise ConfigError(environments_dir / f"{env.name}.yaml", problems)

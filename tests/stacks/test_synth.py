@@ -150,3 +150,15 @@ def test_bundles_no_stack_uses_any_more_are_removed(tmp_path):
     assert len(bundles()) == 2 and set(old) < set(bundles())  # other-functions still uploads the old one
     synth(["showcase", "other"], out, envs, functions)
     assert len(bundles()) == 1 and bundles() != old
+
+
+def test_a_migration_job_needs_the_engine_in_the_bundle(tmp_path):
+    from kit.config import ConfigError
+    from stacks.app import synth
+
+    functions = tmp_path / "functions"
+    shutil.copytree(FIXTURES / "functions", functions)
+    shutil.rmtree(functions / "gcfkit" / "migrations")
+    with pytest.raises(ConfigError, match=r"showcase\.yaml: migration_job: the bundle has no "
+                                          r"gcfkit/migrations/__main__\.py, which the job runs"):
+        synth(["showcase"], tmp_path / "out", FIXTURES / "environments", functions)

@@ -33,6 +33,13 @@ MEMORY_SIZES_MIB = {"128Mi": 128, "256Mi": 256, "512Mi": 512, "1Gi": 1024, "2Gi"
 CPU_VALUES = ("0.083", "0.167", "0.333", "0.583", "1", "2", "4", "6", "8")
 # Cloud Run: more memory needs more vCPU (memory MiB above the key needs at least the value).
 MIN_CPU_FOR_MEMORY = ((4096, 2.0), (8192, 4.0), (16384, 8.0))
+
+
+def min_cpu_for(memory_mib: int) -> float:
+    """The fewest vCPUs Cloud Run allows with this much memory (the strictest rule that applies)."""
+    return max((cpu for above, cpu in MIN_CPU_FOR_MEMORY if memory_mib > above), default=0.0)
+
+
 RESERVED_ENV_VARS = {"PORT", "K_SERVICE", "K_REVISION", "K_CONFIGURATION", "FUNCTION_TARGET",
                      "FUNCTION_SIGNATURE_TYPE", "FUNCTION_NAME", "FUNCTION_REGION", "GOOGLE_FUNCTION_SOURCE"}
 ENV_VAR_NAME = r"^[A-Z_][A-Z0-9_]*$"
@@ -150,10 +157,8 @@ class Function(_Model):
             problems.append(f"concurrency {self.concurrency} needs cpu >= 1 (got {self.cpu}); "
                             "allowed: concurrency 1 with fractional CPU, or cpu '1' and above")
         memory = MEMORY_SIZES_MIB[self.memory]
-        for above, min_cpu in MIN_CPU_FOR_MEMORY:
-            if memory > above and cpu < min_cpu:
-                problems.append(f"memory {self.memory} needs cpu >= {min_cpu:g} (got {self.cpu})")
-                break
+        if cpu < (needed := min_cpu_for(memory)):
+            problems.append(f"memory {self.memory} needs cpu >= {needed:g} (got {self.cpu})")
         if isinstance(self.trigger, EventTrigger) and self.timeout_seconds > 540:
             problems.append(f"timeout_seconds {self.timeout_seconds} is too long for an event function; "
                             "allowed: 1..540")
@@ -248,9 +253,8 @@ class MigrationJob(_Model):
             raise ValueError(f"parallelism ({self.parallelism}) is greater than tasks ({self.tasks}); "
                              "allowed: parallelism <= tasks")
         memory, cpu = MEMORY_SIZES_MIB[self.memory], float(self.cpu)
-        for above, min_cpu in reversed(MIN_CPU_FOR_MEMORY):  # the strictest rule that applies
-            if memory > above and cpu < min_cpu:
-                raise ValueError(f"memory {self.memory} needs cpu >= {min_cpu:g} (got {self.cpu})")
+        if cpu < (needed := min_cpu_for(memory)):
+            raise ValueError(f"memory {self.memory} needs cpu >= {needed:g} (got {self.cpu})")
         return self
 
 

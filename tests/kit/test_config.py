@@ -68,6 +68,7 @@ def test_numbers_for_cpu_and_secret_versions_are_accepted(tmp_path):
     (VALID + "    memory: 300Mi\n", ["functions.api.memory: '300Mi' is not a valid memory size", "512Mi, 1Gi"]),
     (VALID + "    cpu: 3\n", ["functions.api.cpu", "allowed: 0.083"]),
     (VALID + "    concurrency: 10\n", ["concurrency 10 needs cpu >= 1"]),
+    (VALID + "    memory: 16Gi\n    cpu: 2\n", ["memory 16Gi needs cpu >= 4 (got 2)"]),
     (VALID + "    ingress: public\n", ["functions.api.ingress: 'public' is not allowed", "'internal-and-gclb'"]),
     (VALID + "    trigger: {type: pubsub}\n", ["functions.api.trigger: type must be one of: http, event"]),
     (VALID + "    trigger: {type: event}\n", ["functions.api.trigger.topic: required key is missing"]),

@@ -65,6 +65,31 @@ synth: setup ## synthesize the stacks into cdktf.out/ (all environments, or ENV=
 bench: setup ## run every benchmark in bench/ (ratios against baselines measured in the same run)
 	@$(PY) -m bench
 
+# -- data migrations (docs/migrations.md): the deploy gate, approved runs, new revisions, example data --
+.PHONY: migrate-plan migrate migrate-status migrate-down migration seed
+PLAN ?=
+
+migrate-plan: setup ## the deploy gate alone: dry-run + validate ENV's pending migrations, write the plan
+	@$(PY) -m kit.migrate plan $(ENV) $(if $(PLAN),--out $(PLAN)) \
+	  $(if $(APPROVE_IRREVERSIBLE),--approve-irreversible $(APPROVE_IRREVERSIBLE))
+
+migrate: setup ## apply ENV's reviewed plan exactly (asks for approval; CI: the protected environment's job)
+	@$(PY) -m kit.migrate apply $(ENV) $(if $(PLAN),--plan $(PLAN))
+
+migrate-status: setup ## every migration of ENV: status, checksum, when, documents touched
+	@$(PY) -m kit.migrate status $(ENV)
+
+migrate-down: setup ## revert ENV's migrations above TO=version (asks for approval; ALLOW_IRREVERSIBLE=1)
+	@$(if $(TO),,$(error migrate-down needs TO=<version>, e.g. make migrate-down ENV=dev TO=0002))
+	@$(PY) -m kit.migrate down $(ENV) --to $(TO) $(if $(ALLOW_IRREVERSIBLE),--allow-irreversible)
+
+migration: setup ## render the next revision file: make migration NAME="add user locale"
+	@$(if $(NAME),,$(error migration needs NAME, e.g. make migration NAME="add user locale"))
+	@$(PY) -m kit.migrate new "$(NAME)"
+
+seed: setup ## reset the local emulator (ENV=local, after make deploy) to the example data, pre-migration
+	@$(PY) -m kit.migrate seed $(ENV)
+
 lock: ## re-freeze requirements.lock from pyproject.toml in a scratch venv
 	@rm -rf .venv-lock && $(PYTHON) -m venv .venv-lock
 	@.venv-lock/bin/pip install --quiet '.[dev]' && .venv-lock/bin/pip freeze --exclude gcf-kit > .lock.tmp

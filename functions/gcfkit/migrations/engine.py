@@ -1,0 +1,340 @@
+"""The runtime: what `up`, `down`, `validate`, `stamp`, `plan` and `status` do to a database.
+
+Commands that write hold the MigrationLock. Every task of a parallel Cloud Run job runs the same
+sequence; they meet in the records (transactions), the recorded split points and the range checkpoints,
+so no task has to be special (see steps.py for why that stays exactly-once).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from gcfkit.migrations.dryrun import Overlay, ReadOnlyClient
+from gcfkit.migrations.errors import (
+    ChecksumDrift,
+    IrreversibleMigration,
+    LockLost,
+    MigrationError,
+    PlanMismatch,
+    ValidationFailed,
+)
+from gcfkit.migrations.lock import MigrationLock, read_lock
+from gcfkit.migrations.ops import Operations
+from gcfkit.migrations.revisions import Revision, load_revisions
+from gcfkit.migrations.runtime import RampUp, Run, Settings, log
+from gcfkit.migrations.tracking import (
+    APPLIED,
+    APPLYING,
+    FAILED,
+    REVERTED,
+    REVERTING,
+    Record,
+    RecordStore,
+    drift,
+    read_records,
+)
+
+
+@dataclass
+class PlannedMigration:
+    version: str
+    name: str
+    checksum: str
+    irreversible: bool
+    resumes: bool = False
+    steps: list[dict] = field(default_factory=list)
+    validation: list[str] = field(default_factory=list)
+    error: str | None = None
+
+
+@dataclass
+class Plan:
+    """What `up` would do now, found by a dry run. `plan_id` pins the versions and file checksums."""
+
+    project: str
+    database: str
+    migrations: list[PlannedMigration]
+    problems: list[str]
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    @property
+    def pinned(self) -> list[list[str]]:
+        return [[m.version, m.checksum] for m in self.migrations]
+
+    @property
+    def plan_id(self) -> str:
+        text = json.dumps([self.project, self.database, self.pinned])
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"plan_id": self.plan_id, "project": self.project, "database": self.database, "ok": self.ok,
+                "problems": self.problems, "notes": self.notes,
+                "migrations": [m.__dict__ for m in self.migrations]}
+
+
+@dataclass
+class StatusRow:
+    revision: Revision | None
+    record: Record | None
+    drift: str | None
+
+    @property
+    def version(self) -> str:
+        return self.revision.version if self.revision else self.record.version  # type: ignore[union-attr]
+
+    @property
+    def state(self) -> str:
+        return "pending" if self.record is None else self.record.status  # reverted: pending again
+
+
+class Engine:
+    def __init__(self, client, directory: Path, settings: Settings | None = None):
+        self.client = client
+        self.directory = directory
+        self.revisions = load_revisions(directory)
+        self.settings = settings or Settings.from_env()
+        self.records = RecordStore(client, self.settings.owner)
+        self._read_only: ReadOnlyClient | None = None
+
+    @property
+    def read_only(self) -> ReadOnlyClient:
+        if self._read_only is None:
+            self._read_only = ReadOnlyClient.of(self.client)
+        return self._read_only
+
+    # -- reading ------------------------------------------------------------------------------------------
+
+    def status(self) -> tuple[list[StatusRow], dict | None]:
+        records = read_records(self.read_only)
+        rows = [StatusRow(r, records.get(r.version), drift(r, records.get(r.version))) for r in self.revisions]
+        known = {r.version for r in self.revisions}
+        rows += [StatusRow(None, rec, None) for v, rec in sorted(records.items()) if v not in known]
+        return rows, read_lock(self.read_only)
+
+    def pending(self, records: dict[str, Record], to: str | None = None) -> list[Revision]:
+        return [r for r in self.revisions if (to is None or int(r.version) <= int(to))
+                and not (r.version in records and records[r.version].is_applied)]
+
+    def problems(self, records: dict[str, Record]) -> list[str]:
+        """Drift, records without files, interrupted reverts: what stops `up` and the deploy gate."""
+        found = [f"migration {r.label}: {text}; revert the file, or re-stamp it (`stamp {r.version}`) if the "
+                 "change is intended and the data already matches" for r in self.revisions
+                 if (text := drift(r, records.get(r.version)))]
+        known = {r.version for r in self.revisions}
+        found += [f"migration {v} ({rec.name}) is {rec.status} in the database but {self.directory} has no file for "
+                  "it (deployed from another branch?); restore the file" for v, rec in sorted(records.items())
+                  if v not in known and rec.status != REVERTED]
+        found += [f"migration {v} ({rec.name}) stopped while being reverted ({rec.error or 'down'}); finish it with "
+                  f"`down --to {int(v) - 1:04d}`" for v, rec in sorted(records.items())
+                  if rec.direction == "down" and rec.status in (REVERTING, FAILED)]
+        return found
+
+    def plan(self, to: str | None = None, approved_irreversible: frozenset[str] = frozenset()) -> Plan:
+        """Dry-run every pending migration (each sees the planned writes of the ones before it) and validate."""
+        records = read_records(self.read_only)
+        plan = Plan(self.client.project, self.client._database, [], self.problems(records))
+        lock = read_lock(self.read_only)
+        if lock and lock["silent_seconds"] <= float(lock.get("lease_seconds", 60)):
+            plan.problems.append(f"a migration runner holds the lock right now ({', '.join(lock.get('holders', []))}"
+                                 f", `{lock.get('command')}`); plan again when it has finished")
+        overlay = Overlay()
+        for revision in self.pending(records, to):
+            record = records.get(revision.version)
+            entry = PlannedMigration(revision.version, revision.name, revision.checksum, revision.irreversible,
+                                     resumes=record is not None and record.status in (APPLYING, FAILED))
+            plan.migrations.append(entry)
+            if plan.problems and any(p.startswith(f"migration {revision.version}") for p in plan.problems):
+                continue
+            run = Run(self.client, self.read_only, revision, "up", self.settings, dry_run=True, overlay=overlay)
+            try:
+                revision.up(Operations(run))
+            except Exception as exc:  # the plan reports every failure, with the migration it belongs to
+                entry.error = _describe(exc)
+                plan.problems.append(f"migration {revision.label}: up fails in the dry run: {entry.error}")
+            entry.steps = [s.as_dict() for s in run.steps]
+            if entry.error is None:
+                entry.validation = self._validate(revision, overlay)
+                if entry.validation:
+                    plan.problems.append(f"migration {revision.label}: validation would fail after up: "
+                                         + "; ".join(entry.validation))
+            if revision.irreversible and revision.version not in approved_irreversible:
+                plan.problems.append(f"migration {revision.label} is irreversible and needs explicit approval "
+                                     f"(APPROVE_IRREVERSIBLE={revision.version})")
+        if overlay.truncated:
+            plan.notes.append(f"the dry run planned more than {overlay.limit:,} writes; later migrations and "
+                              "validations were dry-run without the rest")
+        return plan
+
+    def validate(self) -> dict[str, list[str]]:
+        """Run `validate` of every applied migration against the data as it is now (read-only)."""
+        records = read_records(self.read_only)
+        return {r.version: self._validate(r) for r in self.revisions
+                if r.version in records and records[r.version].is_applied}
+
+    def _validate(self, revision: Revision, overlay: Overlay | None = None) -> list[str]:
+        run = Run(self.client, self.read_only, revision, "validate", self.settings, dry_run=overlay is not None,
+                  overlay=overlay)
+        try:
+            revision.validate(Operations(run))
+        except AssertionError as exc:
+            run.failures.append(f"assertion failed: {exc}")
+        except Exception as exc:
+            run.failures.append(f"validate raised {_describe(exc)}")
+        return run.failures
+
+    # -- writing ------------------------------------------------------------------------------------------
+
+    def up(self, to: str | None = None, pinned: list[list[str]] | None = None) -> list[Record]:
+        """Apply pending migrations up to `to`; with `pinned` (a plan's versions + checksums) refuse anything else."""
+        with self._locked("up") as lock:
+            records = read_records(self.client)
+            if problems := self.problems(records):
+                raise ChecksumDrift("\n".join(problems))
+            todo = self.pending(records, to)
+            if pinned is not None and [[r.version, r.checksum] for r in todo] != pinned:
+                raise PlanMismatch(_mismatch(pinned, todo))
+            if not todo:
+                log("nothing to apply: every migration is applied")
+            return [self._apply(revision, lock) for revision in todo]
+
+    def _apply(self, revision: Revision, lock: MigrationLock) -> Record:
+        begun = self.records.begin(revision, "up")
+        if begun is None:
+            log(f"{revision.label}: already applied (by another task of this job)")
+            return self.records.get(revision.version)  # type: ignore[return-value]
+        record, resumed = begun
+        log(f"{revision.label}: {'resuming' if resumed else 'applying'} (attempt {record.attempt})")
+        run = self._run(revision, "up", record, lock)
+        try:
+            revision.up(Operations(run))
+        except LockLost:
+            raise
+        except Exception as exc:
+            self.records.finish(record, FAILED, _touched(run), error=_describe(exc))
+            raise MigrationError(
+                f"migration {revision.label}: up failed: {_describe(exc)}\nCompleted batches are checkpointed: fix the "
+                f"cause and run `up` again to resume, or `down --to {int(revision.version) - 1:04d}` to revert the "
+                "part that ran.") from exc
+        failures = self._validate(revision)
+        outcome = self.records.finish(record, FAILED if failures else APPLIED, _touched(run),
+                                      error=("validation failed: " + "; ".join(failures)) if failures else None)
+        if outcome.status == APPLIED:
+            log(f"{revision.label}: applied, {outcome.documents_touched} documents touched "
+                f"({outcome.duration_seconds:.1f}s)")
+            return outcome
+        reason = outcome.error or "validation failed"
+        if not reason.startswith("validation failed"):  # another task of this job failed in up itself
+            raise MigrationError(f"migration {revision.label}: failed in another task of this job: {reason}")
+        if revision.irreversible or not self.settings.revert_on_failure:
+            why = "it is irreversible" if revision.irreversible else "reverting on failure is off"
+            raise ValidationFailed(f"migration {revision.label}: {reason}\nThe data was left as `up` made it ({why}); "
+                                   "inspect it, fix the migration or the data and run `up` again (it revalidates).")
+        log(f"{revision.label}: {reason}; running down to revert it")
+        self._revert(revision, lock)
+        raise ValidationFailed(f"migration {revision.label}: {reason}\nIts down ran, so the data is as before and the "
+                               "migration is pending again; fix it and run `up`.")
+
+    def down(self, to: str, allow_irreversible: bool = False) -> list[Record]:
+        """Revert applied (or partly applied) migrations above `to`, newest first."""
+        with self._locked("down") as lock:
+            records = read_records(self.client)
+            targets = [r for r in reversed(self.revisions) if int(r.version) > int(to)
+                       and r.version in records and records[r.version].status != REVERTED]
+            orphans = [v for v, rec in records.items() if int(v) > int(to) and rec.status != REVERTED
+                       and v not in {r.version for r in self.revisions}]
+            if orphans:
+                raise MigrationError(f"cannot revert {', '.join(sorted(orphans))}: applied but no file in "
+                                     f"{self.directory}; restore the file(s) first")
+            drifted = [text for r in targets if (text := drift(r, records.get(r.version)))]
+            if drifted:
+                raise ChecksumDrift("\n".join(drifted) + "\nrevert the file(s) or re-stamp before going down")
+            blocked = [r.label for r in targets if r.irreversible]
+            if blocked and not allow_irreversible:
+                raise IrreversibleMigration(
+                    f"down --to {to} would cross irreversible migration(s) {', '.join(blocked)}: their data cannot be "
+                    "restored. Pass --allow-irreversible if you accept that (their down runs if they have one).")
+            if not targets:
+                log(f"nothing to revert above {to}")
+            return [self._revert(revision, lock) for revision in targets]
+
+    def _revert(self, revision: Revision, lock: MigrationLock) -> Record:
+        begun = self.records.begin(revision, "down")
+        if begun is None:
+            return self.records.get(revision.version)  # type: ignore[return-value]
+        record, resumed = begun
+        log(f"{revision.label}: {'resuming the revert' if resumed else 'reverting'} (attempt {record.attempt})")
+        run = self._run(revision, "down", record, lock)
+        try:
+            if revision.down is not None:
+                revision.down(Operations(run))
+            else:
+                log(f"{revision.label}: irreversible and without down(); only its record is reverted")
+        except LockLost:
+            raise
+        except Exception as exc:
+            self.records.finish(record, FAILED, _touched(run), error=f"down failed: {_describe(exc)}")
+            raise MigrationError(f"migration {revision.label}: down failed: {_describe(exc)}\nFix the cause and run "
+                                 "`down` again: it resumes from its checkpoints.") from exc
+        outcome = self.records.finish(record, REVERTED, _touched(run), error=record.error)
+        log(f"{revision.label}: reverted, {outcome.documents_touched} documents touched")
+        return outcome
+
+    def stamp(self, version: str) -> None:
+        """Record every migration up to `version` as applied (with its current checksum) and later ones as
+        reverted, without running anything: adopting existing data, or accepting an intended file change."""
+        if version not in {r.version for r in self.revisions} and int(version) != 0:
+            raise MigrationError(f"stamp {version}: no such version in {self.directory}; "
+                                 f"known: {', '.join(r.version for r in self.revisions)} (or 0000 for none)")
+        with self._locked("stamp"):
+            records = read_records(self.client)
+            for revision in self.revisions:
+                if int(revision.version) <= int(version):
+                    self.records.stamp(revision, APPLIED)
+                elif revision.version in records and records[revision.version].status != REVERTED:
+                    self.records.stamp(revision, REVERTED)
+            log(f"stamped: {version} and below applied, above pending")
+
+    @contextmanager
+    def _locked(self, command: str) -> Iterator[MigrationLock]:
+        lock = MigrationLock(self.client, self.settings.owner, self.settings.group, command,
+                             self.settings.lease_seconds)
+        lock.acquire()
+        if lock.took_over:
+            log(lock.took_over)
+        try:
+            yield lock
+        finally:
+            lock.release()
+
+    def _run(self, revision: Revision, direction: str, record: Record, lock: MigrationLock) -> Run:
+        ramp_up = RampUp(self.settings.task_count) if self.settings.ramp_up else None
+        return Run(self.client, self.client, revision, direction, self.settings, attempt=record.attempt, lock=lock,
+                   ramp_up=ramp_up)
+
+
+def _touched(run: Run) -> int:
+    return sum(step.touched for step in run.steps)
+
+
+def _describe(exc: BaseException) -> str:
+    return str(exc) if isinstance(exc, MigrationError) else f"{type(exc).__name__}: {exc}"
+
+
+def _mismatch(pinned: list[list[str]], todo: list[Revision]) -> str:
+    planned = {v: c for v, c in pinned}
+    now = {r.version: r.checksum for r in todo}
+    lines = [f"{v}: in the plan, but no longer pending" for v in planned if v not in now]
+    lines += [f"{v}: pending now, but not in the plan" for v in now if v not in planned]
+    lines += [f"{v}: its file changed since the plan" for v in now if v in planned and planned[v] != now[v]]
+    return ("the plan does not match what would run now, so nothing was applied:\n  " + "\n  ".join(lines)
+            + "\nmake a new plan (`make migrate-plan`), review it, and apply that one")

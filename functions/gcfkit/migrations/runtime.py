@@ -1,0 +1,173 @@
+"""Settings of the engine (defaults overridable by environment variables) and the state of one run.
+
+| setting | env variable | default |
+|---|---|---|
+| workers | GCF_KIT_MIGRATION_WORKERS | 4 parallel range workers per process |
+| page_size | GCF_KIT_MIGRATION_PAGE_SIZE | 300 documents per query page |
+| min_range_docs | GCF_KIT_MIGRATION_MIN_RANGE_DOCS | 2000: smaller sources are one range |
+| lease_seconds | GCF_KIT_MIGRATION_LEASE_SECONDS | 60 |
+| ramp_up | GCF_KIT_MIGRATION_RAMP_UP | on for Cloud Firestore, off on the emulator |
+| progress | GCF_KIT_MIGRATION_PROGRESS | 1 (tqdm bars on stderr) |
+| task_index / task_count | CLOUD_RUN_TASK_INDEX / CLOUD_RUN_TASK_COUNT | 0 / 1 |
+| execution | CLOUD_RUN_EXECUTION | unset (a Cloud Run job execution shares one lock) |
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from google.cloud.firestore_v1.rate_limiter import RateLimiter
+
+from gcfkit.migrations.dryrun import Overlay
+from gcfkit.migrations.revisions import Revision
+
+BATCH_LIMIT = 500  # Firestore's maximum writes per commit; one of them is the range checkpoint
+
+
+@dataclass(frozen=True)
+class Settings:
+    workers: int = 4
+    page_size: int = 300
+    min_range_docs: int = 2000
+    lease_seconds: float = 60.0
+    ramp_up: bool = True
+    progress: bool = True
+    revert_on_failure: bool = True
+    task_index: int = 0
+    task_count: int = 1
+    execution: str | None = None
+    sample_diffs: int = 3
+    instance: str = field(default_factory=lambda: uuid.uuid4().hex[:8])  # tells apart runs of one process
+
+    @classmethod
+    def from_env(cls, environ=None, **overrides: Any) -> Settings:
+        env = os.environ if environ is None else environ
+        flag = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}
+
+        def number(name: str, default, kind=int):
+            raw = env.get(name)
+            if raw in (None, ""):
+                return default
+            try:
+                return kind(raw)
+            except ValueError:
+                raise ValueError(f"{name}={raw!r} is not a number") from None
+
+        def boolean(name: str, default: bool) -> bool:
+            raw = env.get(name, "").strip().lower()
+            if raw and raw not in flag:
+                raise ValueError(f"{name}={raw!r}: use 1/0, true/false, on/off")
+            return flag.get(raw, default)
+
+        settings = cls(
+            workers=number("GCF_KIT_MIGRATION_WORKERS", cls.workers),
+            page_size=number("GCF_KIT_MIGRATION_PAGE_SIZE", cls.page_size),
+            min_range_docs=number("GCF_KIT_MIGRATION_MIN_RANGE_DOCS", cls.min_range_docs),
+            lease_seconds=number("GCF_KIT_MIGRATION_LEASE_SECONDS", cls.lease_seconds, float),
+            # The 500/50/5 ramp-up protects Cloud Firestore's tablets; the emulator has none to protect.
+            ramp_up=boolean("GCF_KIT_MIGRATION_RAMP_UP", not env.get("FIRESTORE_EMULATOR_HOST")),
+            progress=boolean("GCF_KIT_MIGRATION_PROGRESS", True),
+            task_index=number("CLOUD_RUN_TASK_INDEX", 0),
+            task_count=number("CLOUD_RUN_TASK_COUNT", 1),
+            execution=env.get("CLOUD_RUN_EXECUTION") or None)
+        settings = replace(settings, **overrides)
+        if not 0 <= settings.task_index < settings.task_count:
+            raise ValueError(f"CLOUD_RUN_TASK_INDEX={settings.task_index} is outside 0..CLOUD_RUN_TASK_COUNT-1 "
+                             f"({settings.task_count})")
+        if not 1 <= settings.page_size <= BATCH_LIMIT - 1 or settings.workers < 1:
+            raise ValueError(f"page_size must be 1..{BATCH_LIMIT - 1} and workers >= 1")
+        return settings
+
+    @property
+    def owner(self) -> str:
+        """Who this process is, in records and lock messages."""
+        task = f" task {self.task_index}/{self.task_count}" if self.task_count > 1 else ""
+        return f"{socket.gethostname()}:{os.getpid()}{task}"
+
+    @property
+    def group(self) -> str:
+        """Who shares the lock: every task of one Cloud Run job execution, else only this process."""
+        return f"cloud-run-execution:{self.execution}" if self.execution else f"{self.owner}#{self.instance}"
+
+
+class RampUp:
+    """Firestore's 500/50/5 rule (start at 500 writes/s, +50% every 5 minutes), shared by the workers of a
+    process; the client library's own token bucket does the counting. Tasks of a job split the budget."""
+
+    def __init__(self, task_count: int = 1):
+        self._bucket = RateLimiter(initial_tokens=max(1, 500 // task_count))
+        self._lock = threading.Lock()
+
+    def take(self, writes: int) -> None:
+        while writes > 0:
+            with self._lock:
+                writes -= self._bucket.take_tokens(writes, allow_less=True)
+            if writes:
+                time.sleep(0.02)  # >= 5 ms between polls, or the bucket's refill rounds to zero tokens
+
+
+@dataclass
+class StepReport:
+    """One utility call of a migration: what it read and (would have) written."""
+
+    number: int
+    description: str
+    split: str = ""
+    ranges: int = 1
+    read: int = 0
+    updated: int = 0
+    deleted: int = 0
+    created: int = 0
+    samples: list[dict] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def touched(self) -> int:
+        return self.updated + self.deleted + self.created
+
+    def as_dict(self) -> dict:
+        return {"step": self.number, "description": self.description, "split": self.split, "ranges": self.ranges,
+                "read": self.read, "updated": self.updated, "deleted": self.deleted, "created": self.created,
+                "seconds": round(self.seconds, 3), "samples": self.samples}
+
+
+@dataclass
+class Run:
+    """One direction of one revision being executed (or dry-run, or validated)."""
+
+    client: Any  # the real client: checkpoints, records, writes
+    reader: Any  # what migration code reads through: the real client, or a ReadOnlyClient
+    revision: Revision
+    direction: str  # "up", "down" or "validate"
+    settings: Settings
+    attempt: int = 0
+    dry_run: bool = False
+    overlay: Overlay | None = None
+    lock: Any = None
+    ramp_up: RampUp | None = None
+    steps: list[StepReport] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+
+    @property
+    def writes(self) -> bool:
+        return self.direction in ("up", "down") and not self.dry_run
+
+    def next_step(self, description: str) -> StepReport:
+        step = StepReport(number=len(self.steps) + 1, description=description)
+        self.steps.append(step)
+        return step
+
+    @property
+    def step_prefix(self) -> str:
+        return f"{self.attempt:03d}-{self.direction}"
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)

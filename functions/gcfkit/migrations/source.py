@@ -1,0 +1,137 @@
+"""What a utility migrates (a collection or collection group, optionally filtered) and how it is read:
+paged by document id with cursors, and split into document-id ranges for parallel workers.
+
+Splitting asks Firestore for partition cursors (`get_partitions`, one cheap RPC). The emulator answers
+`501 PartitionQuery is unimplemented`, and partition queries can be unavailable elsewhere too, so the
+fallback streams the source keys-only (`select(["__name__"])`: only document names cross the wire) and
+takes every k-th name as a split point, holding at most `pieces` names in memory.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
+from typing import Any
+
+from google.api_core import exceptions as gexc
+from google.cloud.firestore_v1.base_query import FieldFilter
+
+# Python twins of Firestore's filter operators, used only where the dry run must decide membership for
+# documents that exist in its overlay but not (yet) in the database. A missing field never matches.
+_OPERATORS: dict[str, Callable[[Any, Any], bool]] = {
+    "==": operator.eq, "!=": operator.ne, "<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge,
+    "in": lambda a, b: a in b, "not-in": lambda a, b: a not in b,
+    "array-contains": lambda a, b: isinstance(a, list) and b in a,
+    "array-contains-any": lambda a, b: isinstance(a, list) and any(x in a for x in b),
+}
+_MISSING = object()
+
+
+@dataclass(frozen=True)
+class Source:
+    """A collection path ("users", "users/u1/attempts") or, with group=True, a collection id of a group."""
+
+    collection: str
+    group: bool = False
+    where: tuple[tuple[str, str, Any], ...] = ()
+    keys_only: bool = False  # read document names only (splitting, counting what exists)
+
+    def __post_init__(self) -> None:
+        segments = self.collection.strip("/").split("/")
+        if not self.collection or len(segments) % 2 == 0 or (self.group and len(segments) != 1):
+            raise ValueError(f"{self.collection!r} is not a collection path (users, users/u1/attempts)"
+                             + (" — a collection group is a single collection id" if self.group else ""))
+        for field, op, _ in self.where:
+            if op not in _OPERATORS:
+                raise ValueError(f"where {field!r} {op!r}: unknown operator; allowed: {', '.join(_OPERATORS)}")
+
+    def describe(self) -> str:
+        text = f"collection group {self.collection}" if self.group else self.collection
+        return text + "".join(f" where {f} {op} {v!r}" for f, op, v in self.where)
+
+    def query(self, client):
+        query = client.collection_group(self.collection) if self.group else client.collection(self.collection)
+        for field, op, value in self.where:
+            query = query.where(filter=FieldFilter(field, op, value))
+        return query.select(["__name__"]) if self.keys_only else query
+
+    def contains(self, path: str) -> bool:
+        """Is the document at `path` in this source's collection (filters aside)?"""
+        parent, _, _ = path.rpartition("/")
+        return parent.rsplit("/", 1)[-1] == self.collection if self.group else parent == self.collection
+
+    def matches(self, data: dict) -> bool:
+        for field, op, value in self.where:
+            current: Any = data
+            for part in field.split("."):
+                current = current.get(part, _MISSING) if isinstance(current, dict) else _MISSING
+            try:
+                if current is _MISSING or not _OPERATORS[op](current, value):
+                    return False
+            except TypeError:  # Firestore orders mixed types; a mismatch simply does not match
+                return False
+        return True
+
+
+def pages(client, source: Source, *, start: str | None, end: str | None, after: str | None,
+          page_size: int) -> Iterator[list]:
+    """Snapshots of [start, end) in document-id order, `page_size` at a time, resuming after `after`.
+
+    Each page is its own query with a cursor, so no stream stays open long enough to hit a deadline.
+    """
+    while True:
+        query = source.query(client).order_by("__name__")
+        if after is not None:
+            query = query.start_after({"__name__": client.document(after)})
+        elif start is not None:
+            query = query.start_at({"__name__": client.document(start)})
+        if end is not None:
+            query = query.end_before({"__name__": client.document(end)})
+        page = list(query.limit(page_size).stream())
+        if page:
+            yield page
+        if len(page) < page_size:
+            return
+        after = page[-1].reference.path
+
+
+def count(client, source: Source) -> int:
+    result = source.query(client).count().get()
+    return int(result[0][0].value)
+
+
+def split_points(client, source: Source, pieces: int, total: int) -> tuple[list[str], str]:
+    """Up to pieces-1 document paths that cut `source` into ranges, and how they were found."""
+    if pieces <= 1 or total <= 1:
+        return [], "one range"
+    try:
+        points = _partition_points(client, source, pieces)
+        return points, f"{len(points) + 1} ranges from Firestore partition cursors"
+    except (gexc.MethodNotImplemented, gexc.InvalidArgument, gexc.FailedPrecondition) as exc:
+        reason = "partition queries are unimplemented (emulator)" if isinstance(
+            exc, gexc.MethodNotImplemented) else f"partition query refused: {exc.message}"
+    points = _scanned_points(client, source, pieces, total)
+    return points, f"{len(points) + 1} ranges from a keys-only scan ({reason})"
+
+
+def _partition_points(client, source: Source, pieces: int) -> list[str]:
+    # Partition queries only take an unfiltered collection group ordered by name. For a plain collection we
+    # partition its group and keep the cursors inside it: any sorted subset of split points is a valid split.
+    points = {partition.end_at.path for partition in
+              client.collection_group(source.collection.rsplit("/", 1)[-1]).get_partitions(pieces)
+              if partition.end_at is not None and (source.group or source.contains(partition.end_at.path))}
+    return sorted(points, key=lambda p: p.split("/"))
+
+
+def _scanned_points(client, source: Source, pieces: int, total: int) -> list[str]:
+    # Keeping only every k-th name while streaming holds `pieces` names in memory for any collection size.
+    every = max(1, -(-total // pieces))
+    points: list[str] = []
+    seen = 0
+    for page in pages(client, replace(source, keys_only=True), start=None, end=None, after=None, page_size=5000):
+        for snapshot in page:
+            if seen and seen % every == 0 and len(points) < pieces - 1:
+                points.append(snapshot.reference.path)
+            seen += 1
+    return points

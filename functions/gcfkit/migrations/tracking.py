@@ -1,0 +1,160 @@
+"""The `_migrations` collection: one record per version, changed only by transactions.
+
+    _migrations/{version}                      the record (status, checksum, attempt, who, when, how much)
+    _migrations/{version}/steps/{step}         one per utility call of an attempt: its document-id split points
+    _migrations/{version}/checkpoints/{range}  one per range: last migrated document id, done, counters
+    _migrations/_lock                          the lease (gcfkit.migrations.lock)
+
+Status moves applying -> applied, or applying -> failed (resumable: `up` again continues from the
+checkpoints), or -> reverting -> reverted (down ran: the data is as before, so the version is pending
+again). An attempt number scopes steps and checkpoints, so a new attempt never reuses old progress.
+Checkpoints are kept after a run: they are the audit trail of what ran, and a sibling task of a Cloud
+Run job may still be reading them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from google.cloud import firestore
+
+from gcfkit.migrations.errors import ChecksumDrift, MigrationError
+from gcfkit.migrations.revisions import Revision
+
+COLLECTION = "_migrations"
+APPLYING, APPLIED, FAILED, REVERTING, REVERTED = "applying", "applied", "failed", "reverting", "reverted"
+
+
+@dataclass(frozen=True)
+class Record:
+    version: str
+    name: str
+    checksum: str
+    status: str
+    attempt: int = 0
+    direction: str = "up"
+    irreversible: bool = False
+    started_at: dt.datetime | None = None
+    finished_at: dt.datetime | None = None
+    duration_seconds: float | None = None
+    applied_by: str = ""
+    documents_touched: int = 0
+    error: str | None = None
+    stamped: bool = False
+
+    @classmethod
+    def from_snapshot(cls, snapshot) -> Record:
+        fields = set(cls.__dataclass_fields__)
+        return cls(**{k: v for k, v in snapshot.to_dict().items() if k in fields})
+
+    @property
+    def is_applied(self) -> bool:
+        return self.status == APPLIED
+
+    @property
+    def is_pending(self) -> bool:
+        return self.status == REVERTED
+
+    @property
+    def short_checksum(self) -> str:
+        return self.checksum.removeprefix("sha256:")[:12]
+
+
+def records_ref(client):
+    return client.collection(COLLECTION)
+
+
+def read_records(client) -> dict[str, Record]:
+    return {s.id: Record.from_snapshot(s) for s in records_ref(client).stream() if not s.id.startswith("_")}
+
+
+def drift(revision: Revision, record: Record | None) -> str | None:
+    """Why `record` no longer matches its file, or None."""
+    if record is None or record.checksum == revision.checksum or record.status in (REVERTED,):
+        return None
+    return (f"{revision.path.name} changed after it was {record.status} (recorded checksum {record.short_checksum}, "
+            f"file now {revision.short_checksum})")
+
+
+class RecordStore:
+    def __init__(self, client, applied_by: str):
+        self.client, self.applied_by = client, applied_by
+
+    def ref(self, version: str):
+        return records_ref(self.client).document(version)
+
+    def get(self, version: str) -> Record | None:
+        snapshot = self.ref(version).get()
+        return Record.from_snapshot(snapshot) if snapshot.exists else None
+
+    def begin(self, revision: Revision, direction: str) -> tuple[Record, bool] | None:
+        """Start (or resume) `direction` for `revision`. Returns (record, resumed) or None when nothing is to do."""
+        return self._transact(revision.version, lambda t, current: self._begin(t, revision, direction, current))
+
+    def _begin(self, transaction, revision: Revision, direction: str, current: Record | None):
+        running = APPLYING if direction == "up" else REVERTING
+        if direction == "up":
+            if current is not None and current.status == APPLIED:
+                return None
+            if current is not None and current.direction == "down" and current.status in (REVERTING, FAILED):
+                raise MigrationError(
+                    f"migration {revision.label}: it was being reverted ({current.error or 'down'}) when its runner "
+                    f"stopped; finish that first with `down --to {_previous(revision.version)}`, then run `up`")
+            resumable = current is not None and current.status in (APPLYING, FAILED)
+        else:
+            if current is None or current.status == REVERTED:
+                return None
+            resumable = current.direction == "down" and current.status in (REVERTING, FAILED)
+        if resumable and current is not None:
+            if current.checksum != revision.checksum:
+                raise ChecksumDrift(
+                    f"migration {revision.label}: {revision.path.name} changed (checksum {current.short_checksum} -> "
+                    f"{revision.short_checksum}) while its {direction} was part-way done: documents before the "
+                    f"checkpoint were migrated by the old file. Run `down --to {_previous(revision.version)}` with "
+                    "the new file (utilities skip documents they do not apply to), then `up`.")
+            transaction.update(self.ref(revision.version), {"status": running, "error": None})
+            return Record(**{**current.__dict__, "status": running, "error": None}), True
+        attempt = (current.attempt if current else 0) + 1
+        fields: dict[str, Any] = {
+            "version": revision.version, "name": revision.name, "checksum": revision.checksum, "status": running,
+            "attempt": attempt, "direction": direction, "irreversible": revision.irreversible,
+            "started_at": dt.datetime.now(dt.UTC), "finished_at": None, "duration_seconds": None,
+            "applied_by": self.applied_by, "documents_touched": 0, "stamped": False,
+            "error": current.error if current and direction == "down" else None}
+        transaction.set(self.ref(revision.version), fields)
+        return Record(**fields), False
+
+    def finish(self, record: Record, status: str, documents: int, error: str | None = None) -> Record:
+        """Move `record`'s attempt to `status`, unless another task already moved it; returns the current record."""
+        def change(transaction, current: Record | None):
+            if current is None or current.attempt != record.attempt or current.status != record.status:
+                return current
+            now = dt.datetime.now(dt.UTC)
+            started = current.started_at or now
+            fields = {"status": status, "finished_at": now, "documents_touched": documents,
+                      "duration_seconds": round((now - started).total_seconds(), 3), "error": error}
+            transaction.update(self.ref(record.version), fields)
+            return Record(**{**current.__dict__, **fields})
+        return self._transact(record.version, change)
+
+    def stamp(self, revision: Revision, status: str) -> None:
+        self.ref(revision.version).set({
+            "version": revision.version, "name": revision.name, "checksum": revision.checksum, "status": status,
+            "irreversible": revision.irreversible, "finished_at": firestore.SERVER_TIMESTAMP,
+            "applied_by": self.applied_by, "stamped": True, "error": None}, merge=True)
+
+    def _transact(self, version: str, body):
+        ref = self.ref(version)
+
+        @firestore.transactional
+        def run(transaction):
+            snapshot = ref.get(transaction=transaction)
+            return body(transaction, Record.from_snapshot(snapshot) if snapshot.exists else None)
+
+        return run(self.client.transaction())
+
+
+def _previous(version: str) -> str:
+    return str(int(version) - 1).zfill(len(version))

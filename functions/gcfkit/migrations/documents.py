@@ -86,7 +86,7 @@ def _child_path(parent: str, relative: str) -> str:
 
 
 def apply(fn: Callable, path: str, data: dict, update_time: Any, children: Callable, version: str) -> Change | None:
-    """Run `fn` on one document; None when it asks for no write at all."""
+    """Run `fn` on one document; None when it asks for no write at all. `data` is only read, never changed."""
     original = data
     doc = Document(path, copy_data(data), children)
     try:
@@ -96,7 +96,8 @@ def apply(fn: Callable, path: str, data: dict, update_time: Any, children: Calla
         raise DocumentFailed(
             f"migration {version}: the transform failed on document {path}: {type(exc).__name__}: {exc} "
             f"({where.filename}:{where.lineno}). Nothing of this document's batch was written; earlier batches are "
-            "committed and checkpointed. Fix the migration (or the document) and rerun: it resumes here.") from exc
+            "committed and checkpointed. Fix the document and run `up` again: it resumes here. To change the "
+            "migration file instead, run `down` to the previous version first, then `up`.") from exc
     new = doc.data if result is None else result
     if new is DELETE:
         return Change(path, [Write("delete", path, update_time=update_time), *doc._extra], before=original,

@@ -127,9 +127,7 @@ class Engine:
 
     def problems(self, records: dict[str, Record]) -> list[str]:
         """Drift, records without files, interrupted reverts: what stops `up` and the deploy gate."""
-        found = [f"migration {r.label}: {text}; revert the file, or re-stamp it (`stamp {r.version}`) if the "
-                 "change is intended and the data already matches" for r in self.revisions
-                 if (text := drift(r, records.get(r.version)))]
+        found = [f"migration {r.label}: {text}" for r in self.revisions if (text := drift(r, records.get(r.version)))]
         known = {r.version for r in self.revisions}
         found += [f"migration {v} ({rec.name}) is {rec.status} in the database but {self.directory} has no file for "
                   "it (deployed from another branch?); restore the file" for v, rec in sorted(records.items())
@@ -255,9 +253,11 @@ class Engine:
             if orphans:
                 raise MigrationError(f"cannot revert {', '.join(sorted(orphans))}: applied but no file in "
                                      f"{self.directory}; restore the file(s) first")
-            drifted = [text for r in targets if (text := drift(r, records.get(r.version)))]
+            # A part-way migration whose file changed is exactly what `down` is for; an applied one is not.
+            drifted = [f"migration {r.label}: {text}" for r in targets if records[r.version].is_applied
+                       and (text := drift(r, records[r.version]))]
             if drifted:
-                raise ChecksumDrift("\n".join(drifted) + "\nrevert the file(s) or re-stamp before going down")
+                raise ChecksumDrift("\n".join(drifted))
             blocked = [r.label for r in targets if r.irreversible]
             if blocked and not allow_irreversible:
                 raise IrreversibleMigration(

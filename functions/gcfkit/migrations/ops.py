@@ -110,8 +110,8 @@ class Operations:
 
         for page in sources.pages(self._run.reader, source, start=None, end=None, after=None,
                                   page_size=self._run.settings.page_size):
-            for snap in page:
-                path, data = snap.reference.path, snap.to_dict() or {}
+            for row in page:
+                path, data = row.path, row.data
                 if overlay is not None and path in overlay:
                     seen.add(path)
                     data = overlay.get(path)

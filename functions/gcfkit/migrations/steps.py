@@ -52,7 +52,10 @@ class Checkpoint:
     deleted: int = 0
     created: int = 0
     token: str = ""
+    owner: str = ""  # the process that wrote it, and its lock group (the tasks of one job share a group)
+    group: str = ""
     update_time: Any = None  # of the checkpoint document itself: the compare-and-swap
+    silent_seconds: float = 0.0  # since its last write, in server time
 
     @classmethod
     def read_from(cls, ref) -> Checkpoint:
@@ -62,7 +65,9 @@ class Checkpoint:
         data = snapshot.to_dict()
         return cls(last=data.get("last"), done=data.get("done", False), read=data.get("read", 0),
                    updated=data.get("updated", 0), deleted=data.get("deleted", 0), created=data.get("created", 0),
-                   token=data.get("token", ""), update_time=snapshot.update_time)
+                   token=data.get("token", ""), owner=data.get("owner", ""), group=data.get("group", ""),
+                   update_time=snapshot.update_time,
+                   silent_seconds=(snapshot.read_time - snapshot.update_time).total_seconds())
 
 
 def run_step(run: Run, source: Source, fn: Callable, description: str) -> StepReport:
@@ -83,7 +88,8 @@ def run_step(run: Run, source: Source, fn: Callable, description: str) -> StepRe
 
 def _splits(run: Run, step: StepReport, source: Source, total: int) -> list[str]:
     s = run.settings
-    pieces = max(1, min(total // max(1, s.min_range_docs), s.workers * s.task_count * 4))
+    # Twice as many ranges as workers evens out uneven ranges; more would only add queries.
+    pieces = max(1, min(total // max(1, s.min_range_docs), s.workers * s.task_count * 2))
     if not run.writes:
         points, step.split = sources.split_points(run.reader, source, pieces, total)
         return points
@@ -111,85 +117,105 @@ def _run_real(run: Run, step: StepReport, source: Source, fn: Callable, bounds, 
     checkpoints = _migration_ref(run).collection("checkpoints")
     refs = [checkpoints.document(f"{run.step_prefix}-{step.number:03d}-{i:04d}") for i in range(len(bounds))]
     s = run.settings
-    # This task's share first (range i % task_count == task_index), then the rest, so a task that finishes
-    # early completes ranges of tasks that have not started (a job with parallelism < task count).
-    order = sorted(range(len(bounds)), key=lambda i: (i % s.task_count != s.task_index, i))
-    initial = sum(Checkpoint.read_from(refs[i]).read for i in order)
+    # This task's share first (range i % task_count == task_index), then the rest: a task that finishes early
+    # completes ranges nobody started (a job with parallelism < task count) or whose task went quiet.
+    pending = sorted(range(len(bounds)), key=lambda i: (i % s.task_count != s.task_index, i))
+    initial = sum(Checkpoint.read_from(refs[i]).read for i in pending)
     with Progress(label, total, initial=min(initial, total), enabled=s.progress) as bar, \
             ThreadPoolExecutor(max_workers=min(s.workers, len(bounds)), thread_name_prefix="migrate") as pool:
-        futures = [pool.submit(_real_range, run, source, fn, refs[i], *bounds[i], bar) for i in order]
-        for future in futures:
-            future.result()
+        while pending:
+            workers = {i: pool.submit(_RangeWorker(run, source, fn, refs[i], *bounds[i], bar)) for i in pending}
+            pending = [i for i, worker in workers.items() if not worker.result()]
+            if pending:  # sibling tasks are migrating these; look again (and take over any that go quiet)
+                time.sleep(0.5)
     finals = [Checkpoint.read_from(ref) for ref in refs]
     step.read = sum(c.read for c in finals)
     step.updated, step.deleted = sum(c.updated for c in finals), sum(c.deleted for c in finals)
     step.created = sum(c.created for c in finals)
 
 
-def _real_range(run: Run, source: Source, fn: Callable, ref, start: str | None, end: str | None, bar) -> None:
-    checkpoint = Checkpoint.read_from(ref)
-    conflicts = 0
-    while not checkpoint.done:
-        if run.lock is not None:
-            run.lock.check()
-        page = next(sources.pages(run.client, source, start=start, end=end, after=checkpoint.last,
-                                  page_size=run.settings.page_size), [])
-        exhausted = len(page) < run.settings.page_size
-        batches = _pack([(snap.reference.path, _transform(run, fn, snap)) for snap in page], run.revision.version)
-        for i, batch in enumerate(batches or [[]]):
-            following = _advance(checkpoint, batch, exhausted and i == len(batches or [[]]) - 1, ref.id)
-            try:
-                checkpoint = _commit(run, ref, checkpoint, following, batch)
-            except _UNCERTAIN:
-                latest = Checkpoint.read_from(ref)
-                if latest.token != following.token:  # it did not land: another worker won, or a document changed
-                    conflicts = _back_off(run, source, checkpoint, latest, conflicts, start)
-                    checkpoint = latest
-                    break
-                checkpoint = latest  # it landed; the error came after the commit
-            bar.advance(len(batch))
-        else:
-            conflicts = 0
+class _RangeWorker:
+    """Migrates one range: pages of up to page_size documents after the checkpoint, streamed and committed in
+    batches as they fill, so memory holds one batch whatever the page size."""
+
+    def __init__(self, run: Run, source: Source, fn: Callable, ref, start: str | None, end: str | None, bar):
+        self.run, self.source, self.fn, self.ref, self.start, self.end, self.bar = run, source, fn, ref, start, end, bar
+        self.checkpoint = Checkpoint.read_from(ref)
+        self.conflicts = 0
+
+    def __call__(self) -> bool:
+        """Migrate the range to its end. False: a sibling task is migrating it (the caller looks again later)."""
+        while not self.checkpoint.done:
+            if self._sibling_on_it():
+                return False
+            if self.run.lock is not None:
+                self.run.lock.check()
+            self._page()
+        return True
+
+    def _sibling_on_it(self) -> bool:
+        c, s = self.checkpoint, self.run.settings
+        # A checkpoint of another lock group was left by a runner that is gone (this one holds the lock now);
+        # one of this job's other tasks is trusted until it has been silent for a lease.
+        return bool(c.owner) and c.owner != s.owner and c.group == s.group and c.silent_seconds < s.lease_seconds
+
+    def _page(self) -> None:
+        """One query after the checkpoint. Returns early, to re-read from the checkpoint, if a batch did not land."""
+        client, page_size = self.run.client, self.run.settings.page_size
+        query = sources.ordered(client, self.source, start=self.start, end=self.end, after=self.checkpoint.last)
+        batch: list[tuple[str, Change | None]] = []
+        writes = read = 0
+        for row in sources.rows(client, self.source, query.limit(page_size)):
+            read += 1
+            change = _transform(self.run, self.fn, row)
+            count = len(change.writes) if change else 0
+            if count > BATCH_LIMIT - 1:
+                raise DocumentFailed(f"migration {self.run.revision.version}: {row.path} needs {count} writes; one "
+                                     f"document's writes must fit in one atomic batch ({BATCH_LIMIT - 1}). Split "
+                                     "the work into two migrations.")
+            if batch and writes + count > BATCH_LIMIT - 1:
+                if not self._flush(batch, done=False):
+                    return
+                batch, writes = [], 0
+            batch.append((row.path, change))
+            writes += count
+        self._flush(batch, done=read < page_size)
+
+    def _flush(self, batch: list[tuple[str, Change | None]], done: bool) -> bool:
+        """Commit `batch` with the checkpoint after it. False if it did not land (re-read from the checkpoint)."""
+        following = _advance(self.checkpoint, batch, done, self.ref.id)
+        try:
+            self.checkpoint = _commit(self.run, self.ref, self.checkpoint, following, batch)
+        except _UNCERTAIN:
+            latest = Checkpoint.read_from(self.ref)
+            if latest.token != following.token:  # a sibling task won this range, or a document changed
+                self.conflicts = self._back_off(latest)
+                self.checkpoint = latest
+                return False
+            self.checkpoint = latest  # it landed; the error came after the commit
+        self.conflicts = 0
+        self.bar.advance(len(batch))
+        return True
+
+    def _back_off(self, latest: Checkpoint) -> int:
+        if latest.update_time != self.checkpoint.update_time:
+            return 0  # another runner advanced this range: __call__ leaves it to that one while it is active
+        if self.conflicts + 1 > MAX_CONFLICTS:
+            raise MigrationError(
+                f"migration {self.run.revision.version}: documents after "
+                f"{self.checkpoint.last or self.start or 'the start'} in {self.source.describe()} changed "
+                f"{MAX_CONFLICTS} times while being migrated (the application keeps writing them). Rerun when "
+                "traffic is lower: it resumes here.")
+        time.sleep(min(2.0, 0.05 * 2 ** self.conflicts) * random.uniform(0.5, 1.0))
+        return self.conflicts + 1
 
 
-def _back_off(run: Run, source: Source, mine: Checkpoint, latest: Checkpoint, conflicts: int, start) -> int:
-    """After a batch that did not land: how many conflicts in a row, sleeping before the page is redone."""
-    if latest.update_time != mine.update_time:
-        return 0  # another worker advanced this range: continue after its checkpoint
-    if conflicts + 1 > MAX_CONFLICTS:
-        raise MigrationError(
-            f"migration {run.revision.version}: documents after {mine.last or start or 'the start'} in "
-            f"{source.describe()} changed {MAX_CONFLICTS} times while being migrated (the application keeps "
-            "writing them). Rerun when traffic is lower: it resumes here.")
-    time.sleep(min(2.0, 0.05 * 2 ** conflicts) * random.uniform(0.5, 1.0))
-    return conflicts + 1
-
-
-def _transform(run: Run, fn: Callable, snap) -> Change | None:
+def _transform(run: Run, fn: Callable, row: sources.Row) -> Change | None:
     def children(path: str) -> list[Document]:
-        return [Document(s.reference.path, s.to_dict() or {}, children) for s in run.client.collection(path).stream()]
+        return [Document(r.path, r.data, children) for r in sources.rows(run.client, Source(path),
+                                                                          sources.ordered(run.client, Source(path)))]
 
-    return apply(fn, snap.reference.path, snap.to_dict() or {}, snap.update_time, children, run.revision.version)
-
-
-def _pack(changes: list[tuple[str, Change | None]], version: str) -> list[list[tuple[str, Change | None]]]:
-    """Consecutive documents in batches of at most BATCH_LIMIT - 1 writes (the checkpoint is the last one)."""
-    batches: list[list[tuple[str, Change | None]]] = []
-    current: list[tuple[str, Change | None]] = []
-    writes = 0
-    for path, change in changes:
-        count = len(change.writes) if change else 0
-        if count > BATCH_LIMIT - 1:
-            raise DocumentFailed(f"migration {version}: {path} needs {count} writes; one document's writes must fit "
-                                 f"in one atomic batch ({BATCH_LIMIT - 1}). Split the work into two migrations.")
-        if current and writes + count > BATCH_LIMIT - 1:
-            batches.append(current)
-            current, writes = [], 0
-        current.append((path, change))
-        writes += count
-    if current:
-        batches.append(current)
-    return batches
+    return apply(fn, row.path, row.data, row.update_time, children, run.revision.version)
 
 
 def _advance(checkpoint: Checkpoint, batch, done: bool, range_id: str) -> Checkpoint:
@@ -210,7 +236,8 @@ def _commit(run: Run, ref, current: Checkpoint, following: Checkpoint, batch) ->
         _add(client, commit, write)
     fields = {"last": following.last, "done": following.done, "read": following.read, "updated": following.updated,
               "deleted": following.deleted, "created": following.created, "token": following.token,
-              "attempt": run.attempt, "direction": run.direction, "owner": run.settings.owner}
+              "attempt": run.attempt, "direction": run.direction, "owner": run.settings.owner,
+              "group": run.settings.group}
     if current.update_time is None:
         commit.create(ref, fields)
     else:
@@ -241,10 +268,10 @@ def _run_dry(run: Run, step: StepReport, source: Source, fn: Callable, bounds, t
     def one_range(start, end):
         for page in sources.pages(run.reader, source, start=start, end=end, after=None,
                                   page_size=run.settings.page_size):
-            for snap in page:
+            for row in page:
                 with lock:
-                    seen.add(snap.reference.path)
-                _dry_document(run, step, source, fn, snap.reference.path, snap.to_dict() or {}, lock)
+                    seen.add(row.path)
+                _dry_document(run, step, source, fn, row.path, row.data, lock)
             bar.advance(len(page))
 
     with Progress(label + " (dry run)", total, enabled=run.settings.progress) as bar, \
@@ -292,8 +319,8 @@ def _dry_document(run: Run, step: StepReport, source: Source, fn: Callable, path
 def _dry_children(run: Run, collection_path: str, children) -> list[Document]:
     child_source = Source(collection_path)
     found: dict[str, dict] = {}
-    for snap in run.reader.collection(collection_path).stream():
-        found[snap.reference.path] = snap.to_dict() or {}
+    for row in sources.rows(run.reader, child_source, sources.ordered(run.reader, child_source)):
+        found[row.path] = row.data
     if run.overlay is not None:
         for path in list(found):
             if path in run.overlay:

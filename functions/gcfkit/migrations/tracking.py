@@ -71,11 +71,16 @@ def read_records(client) -> dict[str, Record]:
 
 
 def drift(revision: Revision, record: Record | None) -> str | None:
-    """Why `record` no longer matches its file, or None."""
-    if record is None or record.checksum == revision.checksum or record.status in (REVERTED,):
+    """Why `record` no longer matches its file (with what to do), or None."""
+    if record is None or record.checksum == revision.checksum or record.status == REVERTED:
         return None
-    return (f"{revision.path.name} changed after it was {record.status} (recorded checksum {record.short_checksum}, "
-            f"file now {revision.short_checksum})")
+    change = f"recorded checksum {record.short_checksum}, file now {revision.short_checksum}"
+    if record.status == APPLIED:
+        return (f"{revision.path.name} changed after it was applied ({change}); revert the file, or re-stamp it "
+                f"(`stamp {revision.version}`) if the change is intended and the data already matches")
+    return (f"{revision.path.name} changed while it was part-way done ({record.status} {record.direction}, "
+            f"{change}): documents before its checkpoints were migrated by the old file. Run "
+            f"`down --to {_previous(revision.version)}` (the new down undoes the part that ran), then `up`")
 
 
 class RecordStore:
@@ -109,11 +114,7 @@ class RecordStore:
             resumable = current.direction == "down" and current.status in (REVERTING, FAILED)
         if resumable and current is not None:
             if current.checksum != revision.checksum:
-                raise ChecksumDrift(
-                    f"migration {revision.label}: {revision.path.name} changed (checksum {current.short_checksum} -> "
-                    f"{revision.short_checksum}) while its {direction} was part-way done: documents before the "
-                    f"checkpoint were migrated by the old file. Run `down --to {_previous(revision.version)}` with "
-                    "the new file (utilities skip documents they do not apply to), then `up`.")
+                raise ChecksumDrift(f"migration {revision.label}: {drift(revision, current)}")
             transaction.update(self.ref(revision.version), {"status": running, "error": None})
             return Record(**{**current.__dict__, "status": running, "error": None}), True
         attempt = (current.attempt if current else 0) + 1

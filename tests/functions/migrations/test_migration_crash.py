@@ -1,0 +1,135 @@
+"""Crashes, concurrent runners and Cloud Run job tasks, with real processes on the real emulator.
+
+The migration in these tests is deliberately *not* idempotent (n += 1): a document migrated twice shows
+n == 2, so "every document has n == 1" proves exactly once.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import socket
+import time
+
+import pytest
+from gcfkit.migrations import LockHeld, LockLost, MigrationLock
+from google.cloud.firestore_v1.base_query import FieldFilter
+from migration_helpers import BUMP, cli, put, spawn
+
+pytestmark = [pytest.mark.firestore, pytest.mark.slow]
+LEASE = 1.0
+
+
+def bumped(client) -> int:
+    return int(client.collection("items").where(filter=FieldFilter("n", "==", 1)).count().get()[0][0].value)
+
+
+def counts(client) -> dict[int, int]:
+    found: dict[int, int] = {}
+    for snapshot in client.collection("items").select(["n"]).stream():
+        found[snapshot.get("n")] = found.get(snapshot.get("n"), 0) + 1
+    return found
+
+
+def test_killed_at_ten_random_points_then_rerun_every_document_is_migrated_exactly_once(firestore, revisions):
+    total = 3000
+    put(firestore, "items", total)
+    revisions.add("0001", "bump", BUMP)
+    env = {"GCF_KIT_MIGRATION_LEASE_SECONDS": str(LEASE), "GCF_KIT_MIGRATION_PAGE_SIZE": "150",
+           "GCF_KIT_MIGRATION_MIN_RANGE_DOCS": "500", "GCF_KIT_MIGRATION_WORKERS": "3"}
+    seed = random.randrange(1 << 30)
+    rnd = random.Random(seed)
+    kills = []
+    for target in sorted(rnd.sample(range(50, total - 50), 10)):
+        runner = spawn("--dir", str(revisions.directory), "up", env=env)
+        while runner.poll() is None and bumped(firestore) < target:
+            time.sleep(0.01)
+        time.sleep(rnd.uniform(0, 0.05))  # anywhere in a batch's read, transform or commit
+        if runner.poll() is None:
+            os.killpg(runner.pid, signal.SIGKILL)
+            kills.append(bumped(firestore))
+        runner.communicate()
+        time.sleep(LEASE + 0.3)  # the dead runner's lease expires; the next run takes it over
+    assert len(kills) >= 10, f"only {len(kills)} kills landed mid-run (seed {seed})"
+
+    final = cli("--dir", str(revisions.directory), "up", env=env)
+    assert final.returncode == 0, final.stderr
+    assert counts(firestore) == {1: total}, f"killed at {kills} documents (seed {seed})"
+    record = firestore.document("_migrations/0001").get().to_dict()
+    assert (record["status"], record["attempt"], record["documents_touched"]) == ("applied", 1, total)
+    checkpoints = [c.to_dict() for c in firestore.collection("_migrations/0001/checkpoints").stream()]
+    assert all(c["done"] for c in checkpoints)
+    assert sum(c["read"] for c in checkpoints) == sum(c["updated"] for c in checkpoints) == total
+    assert not firestore.document("_migrations/_lock").get().exists
+
+
+def test_a_second_runner_fails_fast_naming_the_holder(firestore, revisions):
+    put(firestore, "items", 1200)
+    revisions.add("0001", "slow", '''
+        import time
+
+        def up(op):
+            def bump(doc):
+                time.sleep(0.003)
+                doc.data["n"] += 1
+            op.transform("items", bump)
+
+        def down(op):
+            pass
+
+        def validate(op):
+            op.expect("items", lambda doc: doc.data["n"] == 1, "bumped once")
+        ''')
+    first = spawn("--dir", str(revisions.directory), "up")
+    while not firestore.document("_migrations/_lock").get().exists:
+        assert first.poll() is None, first.communicate()
+        time.sleep(0.05)
+    started = time.monotonic()
+    second = cli("--dir", str(revisions.directory), "up")
+    assert second.returncode == 3
+    assert f"migrations are locked by {socket.gethostname()}:{first.pid} (running `up`) since " in second.stderr
+    assert "if that runner is dead, its lease expires in" in second.stderr
+    assert time.monotonic() - started < 15, "it does not wait for the holder"
+    _, err = first.communicate(timeout=120)
+    assert first.returncode == 0, err
+    assert counts(firestore) == {1: 1200}
+
+
+def test_an_expired_lease_is_taken_over_and_the_stalled_holder_stops(firestore):
+    stalled = MigrationLock(firestore, "host-a:101", "run-a", "up", lease_seconds=LEASE)
+    stalled.acquire()
+    stalled._stop.set()  # freeze its heartbeat, as a process stopped in a debugger or swapped out would
+    stalled._thread.join()
+    other = MigrationLock(firestore, "host-b:202", "run-b", "up", lease_seconds=LEASE)
+    with pytest.raises(LockHeld, match=r"locked by host-a:101 \(running `up`\)"):
+        other.acquire()
+    time.sleep(LEASE + 0.3)
+    other.acquire()
+    assert other.took_over is not None and other.took_over.startswith("took over the lock of host-a:101")
+    with pytest.raises(LockLost, match="another runner may have taken over; stopped before writing again"):
+        stalled.check()
+    other.release()
+    assert not firestore.document("_migrations/_lock").get().exists
+
+
+def test_cloud_run_job_tasks_share_the_ranges_and_finish_the_ranges_of_tasks_not_started(firestore, revisions):
+    put(firestore, "items", 2400)
+    revisions.add("0001", "bump", BUMP)
+    job = {"CLOUD_RUN_EXECUTION": "gcf-kit-migrations-x7k2p", "CLOUD_RUN_TASK_COUNT": "3",
+           "GCF_KIT_MIGRATION_MIN_RANGE_DOCS": "200", "GCF_KIT_MIGRATION_WORKERS": "2",
+           "GCF_KIT_MIGRATION_PAGE_SIZE": "100"}
+    # parallelism 2: tasks 0 and 1 run now, task 2 only after them, so they must do task 2's share too
+    running = [spawn("--dir", str(revisions.directory), "up", env={**job, "CLOUD_RUN_TASK_INDEX": str(i)})
+               for i in (0, 1)]
+    for task in running:
+        _, err = task.communicate(timeout=180)
+        assert task.returncode == 0, err
+    late = cli("--dir", str(revisions.directory), "up", env={**job, "CLOUD_RUN_TASK_INDEX": "2"})
+    assert late.returncode == 0 and "nothing to apply" in late.stderr
+    assert counts(firestore) == {1: 2400}
+    owners = {c.get("owner") for c in firestore.collection("_migrations/0001/checkpoints").stream()}
+    assert {owner.rsplit(" task ", 1)[-1] for owner in owners} == {"0/3", "1/3"}, "both tasks did a share"
+    record = firestore.document("_migrations/0001").get().to_dict()
+    assert (record["status"], record["documents_touched"]) == ("applied", 2400)
+    assert not firestore.document("_migrations/_lock").get().exists

@@ -63,7 +63,7 @@ def database(env: Environment) -> Iterator:
             raise StageFailed(f"the Firestore emulator of {env.name} is not running on {emulator.address} "
                               f"(local.firestore_port in environments/{env.name}.yaml); `make deploy` starts it")
         os.environ["FIRESTORE_EMULATOR_HOST"] = emulator.address
-    elif previous:
+    elif previous and not env.project.startswith("demo-"):  # demo- projects can only ever be emulated
         raise StageFailed(f"FIRESTORE_EMULATOR_HOST={previous} is set, so migrations of {env.name} would reach that "
                           f"emulator instead of project {env.project}; unset it (or use a local environment)")
     from google.auth.exceptions import DefaultCredentialsError

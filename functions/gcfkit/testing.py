@@ -35,13 +35,17 @@ def log_lines(output: str) -> list[dict]:
         if not line.strip():
             continue
         try:
-            entry = json.loads(line)
+            entry = json.loads(line, parse_constant=_reject_constant)
         except ValueError as exc:
             raise AssertionError(f"line {number} of the output is not JSON ({exc}): {line[:300]!r}") from None
         if not isinstance(entry, dict):
             raise AssertionError(f"line {number} of the output is JSON but not an object: {line[:300]!r}")
         entries.append(entry)
     return entries
+
+
+def _reject_constant(name: str):
+    raise ValueError(f"{name} is not JSON (Cloud Logging would not read this line as structured)")
 
 
 def metric_points(entries: list[dict], name: str) -> list[dict]:

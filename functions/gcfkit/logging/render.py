@@ -25,6 +25,21 @@ _MAX_REPR = 500
 escape = json.encoder.encode_basestring_ascii  # str -> quoted JSON string (C implementation)
 
 
+def as_mapping(value: object) -> dict | None:
+    """The fields of a dataclass, pydantic model or namedtuple as a dict (so they are redacted too), else None."""
+    as_dict = getattr(value, "model_dump", None) or getattr(value, "_asdict", None)
+    if callable(as_dict) and not isinstance(value, type):
+        try:
+            mapping = as_dict()
+        except Exception:
+            return None
+        return mapping if isinstance(mapping, dict) else None
+    dataclasses = sys.modules.get("dataclasses")  # only if the application already uses dataclasses
+    if dataclasses is not None and dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: getattr(value, f.name, None) for f in dataclasses.fields(value)}
+    return None
+
+
 def fallback(value: object) -> object:
     """`default=` hook for json: what to write for a value json does not know."""
     if isinstance(value, (set, frozenset, tuple)):
@@ -39,15 +54,9 @@ def fallback(value: object) -> object:
             pass
     if isinstance(value, BaseException):
         return f"{type(value).__name__}: {value}"
-    as_dict = getattr(value, "model_dump", None) or getattr(value, "_asdict", None)  # pydantic, namedtuple
-    if callable(as_dict):
-        try:
-            return as_dict()
-        except Exception:
-            pass
-    dataclasses = sys.modules.get("dataclasses")  # only if the application already uses dataclasses
-    if dataclasses is not None and dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: getattr(value, f.name, None) for f in dataclasses.fields(value)}
+    mapping = as_mapping(value)
+    if mapping is not None:
+        return mapping
     try:
         text = repr(value)
     except Exception:
@@ -168,7 +177,10 @@ class Redactor:
         if isinstance(value, (list, tuple)):
             items = [self.value(item, depth + 1) for item in value]
             return value if all(a is b for a, b in zip(items, value, strict=True)) else items
-        return value
+        if isinstance(value, (str, int, float, type(None))):
+            return value
+        mapping = as_mapping(value)  # a dataclass / model: redact its fields like a dict's
+        return value if mapping is None else self.value(mapping, depth + 1)
 
 
 class Clock:

@@ -22,7 +22,7 @@ from gcfkit.metrics.registry import Counter, Gauge, Histogram, Registry, Timer
 
 __all__ = ["Counter", "Gauge", "Histogram", "Metrics", "Registry", "Timer", "exporter", "registry"]
 
-_lock = threading.Lock()
+_lock = threading.RLock()  # exporter() creates the registry while holding it
 _registry: Registry | None = None
 _exporter = None
 

@@ -83,17 +83,20 @@ class HealthChecks:
 
     def run(self) -> tuple[dict, int]:
         """(JSON body, HTTP status): 200 when healthy or degraded, 503 when unhealthy."""
-        now = time.monotonic()
         cached = self._cached
-        if cached is not None and now < cached[0]:
-            return {**cached[1], "cached": True}, _status_code(cached[1])
-        with self._lock:  # one round at a time; the others wait and get its result
-            cached = self._cached
-            if cached is not None and time.monotonic() < cached[0]:
-                return {**cached[1], "cached": True}, _status_code(cached[1])
-            body = self._run_all()
-            self._cached = (time.monotonic() + self.cache_seconds, body)
-        return {**body, "cached": False}, _status_code(body)
+        if cached is None or time.monotonic() >= cached[0]:
+            with self._lock:  # one round at a time; the others wait and get its result
+                cached = self._cached
+                if cached is None or time.monotonic() >= cached[0]:
+                    cached = self._cached = (time.monotonic() + self.cache_seconds, self._run_all(), time.time())
+                    return self._answer(cached, False)
+        return self._answer(cached, True)
+
+    def _answer(self, cached: tuple, from_cache: bool) -> tuple[dict, int]:
+        _, body, checked = cached
+        instance = _context.instance()
+        return ({**body, "uptime_seconds": round(time.time() - instance.started, 3), "cached": from_cache,
+                 "checked_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(checked))}, _status_code(body))
 
     def _run_all(self) -> dict:
         self.runs += 1
@@ -117,8 +120,7 @@ class HealthChecks:
         status = UNHEALTHY if any(r["critical"] for _, r in failed) else DEGRADED if failed else HEALTHY
         instance = _context.instance()
         return {"status": status, "service": instance.service, "revision": instance.revision,
-                "instance_id": instance.instance_id, "uptime_seconds": round(time.time() - instance.started, 3),
-                "checked_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "checks": results}
+                "instance_id": instance.instance_id, "checks": results}
 
 
 def _status_code(body: dict) -> int:

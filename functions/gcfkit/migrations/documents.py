@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from google.cloud.firestore_v1 import DELETE_FIELD
-from google.cloud.firestore_v1.field_path import FieldPath
 
 from gcfkit.migrations.errors import DocumentFailed
 
@@ -30,7 +29,7 @@ DELETE = _Delete()  # return this from a transform to delete the document
 
 @dataclass
 class Write:
-    kind: str  # "update" (fields: field path -> value or DELETE_FIELD), "set", "delete"
+    kind: str  # "update" (fields: top-level field -> new value, or DELETE_FIELD), "set", "delete"
     path: str
     fields: dict[str, Any] | None = None
     update_time: Any = None  # precondition: the document is unchanged since it was read
@@ -108,8 +107,7 @@ def apply(fn: Callable, path: str, data: dict, update_time: Any, children: Calla
     changed = [key for key in original.keys() | new.keys() if original.get(key, _ABSENT) != new.get(key, _ABSENT)]
     writes = list(doc._extra)
     if changed:
-        fields = {FieldPath(key).to_api_repr(): new.get(key, DELETE_FIELD) for key in changed}
-        writes.insert(0, Write("update", path, fields, update_time))
+        writes.insert(0, Write("update", path, {key: new.get(key, DELETE_FIELD) for key in changed}, update_time))
     if not writes:
         return None
     return Change(path, writes, before={k: original[k] for k in changed if k in original},

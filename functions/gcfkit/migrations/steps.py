@@ -11,6 +11,7 @@ after it was read is re-read and re-transformed instead of overwritten.
 
 Batched commits, not BulkWriter: BulkWriter writes each document on its own, so no checkpoint can be
 atomic with the writes it describes. The 500/50/5 ramp-up BulkWriter applies is applied here (RampUp).
+The commits themselves are built in commit.py.
 """
 
 from __future__ import annotations
@@ -28,8 +29,9 @@ from typing import Any
 
 from google.api_core import exceptions as gexc
 
+from gcfkit.migrations import commit
 from gcfkit.migrations import source as sources
-from gcfkit.migrations.documents import Change, Document, Write, apply
+from gcfkit.migrations.documents import Change, Document, apply
 from gcfkit.migrations.dryrun import DELETED
 from gcfkit.migrations.errors import DocumentFailed, MigrationError
 from gcfkit.migrations.progress import Progress
@@ -230,33 +232,15 @@ def _advance(checkpoint: Checkpoint, batch, done: bool, range_id: str) -> Checkp
 
 def _commit(run: Run, ref, current: Checkpoint, following: Checkpoint, batch) -> Checkpoint:
     client = run.client
-    commit = client.batch()
-    writes = [w for _, change in batch if change for w in change.writes]
-    for write in writes:
-        _add(client, commit, write)
+    pbs = [commit.write_pb(client, w) for _, change in batch if change for w in change.writes]
     fields = {"last": following.last, "done": following.done, "read": following.read, "updated": following.updated,
               "deleted": following.deleted, "created": following.created, "token": following.token,
               "attempt": run.attempt, "direction": run.direction, "owner": run.settings.owner,
               "group": run.settings.group}
-    if current.update_time is None:
-        commit.create(ref, fields)
-    else:
-        commit.update(ref, fields, option=client.write_option(last_update_time=current.update_time))
+    pbs.append(commit.checkpoint_pb(client, ref.path, fields, current.update_time))
     if run.ramp_up is not None:
-        run.ramp_up.take(len(writes) + 1)
-    results = commit.commit()
-    return replace(following, update_time=results[-1].update_time)
-
-
-def _add(client, commit, write: Write) -> None:
-    ref = client.document(write.path)
-    option = client.write_option(last_update_time=write.update_time) if write.update_time is not None else None
-    if write.kind == "update":
-        commit.update(ref, write.fields, option=option)
-    elif write.kind == "set":
-        commit.set(ref, write.fields)
-    else:
-        commit.delete(ref, option=option)
+        run.ramp_up.take(len(pbs))
+    return replace(following, update_time=commit.commit(client, pbs)[-1])
 
 
 # -- dry runs --------------------------------------------------------------------------------------------------

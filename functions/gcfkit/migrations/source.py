@@ -179,9 +179,12 @@ def _scanned_points(client, source: Source, pieces: int, total: int) -> list[str
     return points
 
 
-# Ids are read as numbers in base 95 over printable ASCII (space..~), which keeps their order, so a
-# number halfway between two ids' numbers is an id halfway between them. Other characters are clamped.
-_LOW, _BASE = 0x20, 95
+# Ids are read as numbers whose digits are the characters of an alphabet in ASCII order, which keeps their
+# order, so a number halfway between two ids' numbers is an id halfway between them. The alphabet is the
+# smallest that holds the ids' differing parts: digits for sequential ids, [0-9A-Za-z] for auto-ids,
+# printable ASCII otherwise (other characters are clamped to its ends).
+_ALPHABETS = ("0123456789", "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz",
+              "".join(chr(c) for c in range(0x20, 0x7F) if chr(c) != "/"))
 
 
 def _interpolated_points(client, source: Source, pieces: int, total: int) -> list[str]:
@@ -190,25 +193,32 @@ def _interpolated_points(client, source: Source, pieces: int, total: int) -> lis
     last = [s.id for s in keys.offset(max(0, total - 1)).limit(1).stream()]
     if not first or not last or first[0] >= last[0]:
         return []
-    width = max(len(first[0]), len(last[0])) + 2
-    low, high = _id_number(first[0], width), _id_number(last[0], width)
-    ids = {_number_id(low + (high - low) * i // pieces, width) for i in range(1, pieces)}
-    valid = (i for i in ids if first[0] < i <= last[0] and i not in (".", "..")
+    low, high = first[0], last[0]
+    shared = next((i for i, (x, y) in enumerate(zip(low, high, strict=False)) if x != y),
+                  min(len(low), len(high)))
+    tail = set(low[shared:] + high[shared:])
+    alphabet = next(a for a in _ALPHABETS if tail <= set(a) or a is _ALPHABETS[-1])
+    width = max(len(low), len(high)) - shared + 2
+    a, b = _id_number(low[shared:], width, alphabet), _id_number(high[shared:], width, alphabet)
+    ids = {low[:shared] + _number_id(a + (b - a) * i // pieces, width, alphabet) for i in range(1, pieces)}
+    valid = (i for i in ids if low < i <= high and i not in (".", "..")
              and not (i.startswith("__") and i.endswith("__")))  # reserved ids cannot be cursors
     return [f"{source.collection}/{i}" for i in sorted(valid)]
 
 
-def _id_number(text: str, width: int) -> int:
+def _id_number(text: str, width: int, alphabet: str) -> int:
     value = 0
-    for char in text.ljust(width, chr(_LOW))[:width]:
-        value = value * _BASE + min(max(ord(char) - _LOW, 0), _BASE - 1)
+    for char in text.ljust(width, alphabet[0])[:width]:
+        digit = alphabet.find(char)
+        if digit < 0:  # outside the alphabet: the nearest end keeps the order (ties are harmless)
+            digit = 0 if char < alphabet[0] else len(alphabet) - 1
+        value = value * len(alphabet) + digit
     return value
 
 
-def _number_id(value: int, width: int) -> str:
+def _number_id(value: int, width: int, alphabet: str) -> str:
     chars = []
     for _ in range(width):
-        value, digit = divmod(value, _BASE)
-        chars.append(chr(digit + _LOW))
-    # "/" cannot be in an id: the next character up keeps the order (sorting afterwards removes any tie).
-    return "".join(reversed(chars)).rstrip(chr(_LOW)).replace("/", "0")
+        value, digit = divmod(value, len(alphabet))
+        chars.append(alphabet[digit])
+    return "".join(reversed(chars)).rstrip(alphabet[0]) or alphabet[0]

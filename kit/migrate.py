@@ -105,7 +105,10 @@ def _reported(env: Environment, what: str) -> Iterator[None]:
 
 def _say(stages: Stages | None, text: str) -> None:
     for line in text.rstrip("\n").splitlines():
-        stages.note(line) if stages else print(line, flush=True)
+        if stages is None:
+            print(line, flush=True)
+        else:
+            stages.note(line)
 
 
 def gate(env: Environment, stages: Stages | None = None, *, approved: frozenset[str] = frozenset(),
@@ -190,7 +193,9 @@ def new_revision(name: str, directory: Path | None = None, today: dt.date | None
     template = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
                                   autoescape=False).from_string(TEMPLATE.read_text(encoding="utf-8"))
     directory.mkdir(parents=True, exist_ok=True)
-    path.write_text(template.render(version=version, name=name.strip(), name_literal=repr(name.strip()),
+    # The name goes into a raw docstring (title) and a string literal (repr): no name can break the file.
+    title = name.strip().replace('"""', "'''").rstrip("\\")
+    path.write_text(template.render(version=version, title=title, name_literal=repr(name.strip()),
                                     created=(today or dt.date.today()).isoformat()), encoding="utf-8")
     try:
         engine.load_revisions(directory)

@@ -208,3 +208,21 @@ def test_python_m_kit_migrate_plan_and_apply_an_environment_file(kit_env, tmp_pa
     assert "0001     applied" in status.stdout
     missing = kit("plan", "nowhere")
     assert missing.returncode == 2 and "no such environment file" in missing.stderr
+
+
+def test_ci_tests_pull_requests_and_deploys_migrate_only_behind_the_protected_environment():
+    import yaml
+
+    workflows = ROOT / ".github" / "workflows"
+    ci = yaml.safe_load((workflows / "ci.yml").read_text())
+    assert "pull_request" in ci[True] and ci["jobs"]["test"]["steps"][-1]["run"] == ".ci/run"  # `on:` parses as True
+    jobs = yaml.safe_load((workflows / "deploy.yml").read_text())["jobs"]
+    runs = {name: " ".join(step.get("run", "") for step in job.get("steps", [])) for name, job in jobs.items()}
+    migrating = [name for name, text in runs.items() if "make migrate " in text]
+    assert migrating == ["migrate-and-deploy"]
+    job = jobs["migrate-and-deploy"]
+    assert job["environment"] == "${{ inputs.environment }}", "bound to the protected environment"
+    assert job["env"][migrate.APPROVAL_VARIABLE] == "${{ inputs.environment }}"
+    assert [n for n, j in jobs.items() if migrate.APPROVAL_VARIABLE in str(j)] == ["migrate-and-deploy"]
+    assert job["needs"] == "migrate-plan" and jobs["migrate-plan"]["needs"] == "test"
+    assert "make migrate-plan" in runs["migrate-plan"] and "PLAN=migration-plan.json" in runs["migrate-and-deploy"]

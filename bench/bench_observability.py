@@ -8,7 +8,9 @@ Overhead: four handlers run interleaved in one process, each doing the same work
   * the same under Powertools' @logger.inject_lambda_context + @metrics.log_metrics doing one
     logger.info with a key and two add_metric calls (EMF flushed once per invocation)
 Each library writes to its usual stream (stdout / its StreamHandler), pointed at /dev/null.
-overhead = handler - its bare baseline; goal: gcfkit <= 1/3 of Powertools.
+overhead = handler - its bare baseline; goal: gcfkit <= 1/3 of Powertools. Each handler's figure is its
+fastest round (the least disturbed on a shared machine), measured in three fresh interpreters; the
+median of the three ratios is reported.
 
 Import time: a fresh interpreter imports gcfkit's public API (with bytecode cached, as after the
 first cold start; also reported from source), no google-cloud client may be imported by it.
@@ -29,7 +31,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "functions"))
 RESULTS = ROOT / ".bench"
-ROUNDS, CALLS = 21, 2000
+ROUNDS, CALLS, PROCESSES = 21, 2000, 3
 IMPORT_RUNS = 15
 API_IMPORT = "from gcfkit import HealthChecks, Logger, Metrics, with_monitoring"
 CLIENT_MODULES = ("google.cloud.monitoring", "google.cloud.firestore", "google.api_core", "grpc", "google.auth")
@@ -157,8 +159,24 @@ def measure_imports() -> dict:
     return results
 
 
-def main() -> int:
-    overhead = measure_overhead()
+def measure_overhead_in_processes(processes: int = PROCESSES) -> dict:
+    """The overhead measured in fresh interpreters (each with its own hash seed and memory layout, which
+    move both libraries by several percent); the median ratio is the figure."""
+    runs = []
+    for _ in range(processes):
+        result = subprocess.run([sys.executable, __file__, "--overhead"], cwd=ROOT, capture_output=True, text=True,
+                                check=True)
+        runs.append(json.loads(result.stdout.strip().splitlines()[-1]))
+    runs.sort(key=lambda run: run["ratio"])
+    median = runs[len(runs) // 2]
+    return {**median, "ratio": median["ratio"], "ratios": [round(run["ratio"], 3) for run in runs]}
+
+
+def main(argv: list[str]) -> int:
+    if argv == ["--overhead"]:
+        print(json.dumps(measure_overhead()))
+        return 0
+    overhead = measure_overhead_in_processes()
     imports = measure_imports()
     api = imports["api"]
     clients = sorted({m for r in imports.values() if r is not imports["api_after_functions_framework"]
@@ -181,4 +199,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

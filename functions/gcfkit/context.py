@@ -9,8 +9,8 @@ never see each other's state and a thread started without a copied context sees 
 
 from __future__ import annotations
 
+import _thread
 import contextvars
-import threading
 import time
 
 from gcfkit import settings as _settings
@@ -39,7 +39,7 @@ class Instance:
         # between "ready" and the first request is what tells a cold start from a pre-warmed instance.
         self.ready = self.started
         self.first_claimed = False
-        self._lock = threading.Lock()
+        self._lock = _thread.allocate_lock()
 
     def mark_ready(self, when: float | None = None) -> None:
         self.ready = max(self.ready, time.time() if when is None else when)
@@ -71,7 +71,7 @@ class Invocation:
         self.execution_id = execution_id
         self.start_kind = start_kind
         self.debug = debug                  # this invocation was sampled to log at DEBUG
-        self.keys: dict = {}                # log keys appended during the invocation
+        self.keys: dict | None = None       # log keys appended during the invocation
         self.fragment: str | None = None    # the serialized invocation fields, rebuilt when keys change
         self.debug_buffer = None            # DEBUG lines kept until the end: written only if the invocation fails
         self.segments: dict | None = None   # timer name -> [total ms, count] for the slowest-segments summary

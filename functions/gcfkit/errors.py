@@ -13,9 +13,9 @@ The error id is random and short: the client gets it in the JSON 500 body, suppo
 
 from __future__ import annotations
 
+import _thread
 import os
 import sys
-import threading
 from collections import OrderedDict
 
 from gcfkit import context as _context
@@ -24,7 +24,7 @@ ERROR_EVENT_TYPE = "type.googleapis.com/google.devtools.clouderrorreporting.v1be
 MAX_FINGERPRINTS = 1000  # distinct fingerprints counted per instance (least recently seen forgotten)
 
 _counts: OrderedDict[str, int] = OrderedDict()
-_lock = threading.Lock()
+_lock = _thread.allocate_lock()
 
 
 class ErrorReport:

@@ -13,8 +13,8 @@ threads. `with_monitoring` answers `GET /health` with `run()`.
 
 from __future__ import annotations
 
+import _thread
 import os
-import threading
 import time
 
 from gcfkit import context as _context
@@ -38,6 +38,8 @@ class _Run:
 
     def __init__(self, check: Check):
         self.check = check
+        import threading  # the first health check, not the cold start, pays for the module
+
         self.done = threading.Event()
         self.outcome: dict = {}
         self.started = time.perf_counter()
@@ -67,7 +69,7 @@ class HealthChecks:
         self.checks: dict[str, Check] = {}
         self._inflight: dict[str, _Run] = {}
         self._cached: tuple[float, dict] | None = None
-        self._lock = threading.Lock()
+        self._lock = _thread.allocate_lock()
         self.runs = 0  # rounds of checks actually executed (the cache and single flight keep this low)
 
     def register(self, name: str, fn=None, *, timeout: float | None = None, critical: bool = True):

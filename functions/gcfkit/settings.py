@@ -10,8 +10,8 @@ Stdlib only and no dataclasses: this module is imported on every cold start.
 
 from __future__ import annotations
 
+import _thread  # the C lock: `threading` itself costs milliseconds on a cold start
 import os
-import threading
 
 LOG_LEVELS = ("DEBUG", "INFO", "NOTICE", "WARNING", "ERROR", "CRITICAL", "ALERT", "EMERGENCY")
 EXPORT_MODES = ("log", "monitoring", "off")
@@ -156,7 +156,7 @@ class _Reader:
         return raw
 
 
-_lock = threading.Lock()
+_lock = _thread.allocate_lock()
 _current: Settings | None = None
 
 

@@ -11,7 +11,7 @@ full bucket again).
 
 from __future__ import annotations
 
-import threading
+import _thread
 import time
 from collections import OrderedDict
 
@@ -31,7 +31,7 @@ class LogRateLimiter:
         self.suppressed_total = 0  # since the last summary; a summary is due once the window has passed
         self._evicted = 0
         self._window_started = clock()
-        self._lock = threading.Lock()
+        self._lock = _thread.allocate_lock()
 
     def __len__(self) -> int:
         return len(self._buckets)

@@ -15,14 +15,14 @@ log-based metrics read, see `logexport`), `monitoring` (Cloud Monitoring custom 
 
 from __future__ import annotations
 
-import threading
+import _thread
 
 from gcfkit import settings as _settings
 from gcfkit.metrics.registry import Counter, Gauge, Histogram, Registry, Timer
 
 __all__ = ["Counter", "Gauge", "Histogram", "Metrics", "Registry", "Timer", "exporter", "registry"]
 
-_lock = threading.RLock()  # exporter() creates the registry while holding it
+_lock = _thread.RLock()  # exporter() creates the registry while holding it
 _registry: Registry | None = None
 _exporter = None
 

@@ -38,8 +38,18 @@ def render_points(points: list) -> list[str]:
     """[(series, value), ...] -> JSON objects `{name: entry, ...}`, each holding at most one point per metric:
     a counter's values for one series are summed, a gauge keeps its last value, histogram observations and
     further series of the same metric go to the next object. (Values were checked finite when recorded.)"""
-    if len({series.metric.name for series, _ in points}) == len(points):  # the usual case: one point each
-        return ["{" + ",".join([(s.log_head or _head(s)) + repr(v) + "}" for s, v in points]) + "}"]
+    seen = set()
+    members = []
+    for series, value in points:  # the usual case: one point per metric, one object
+        name = series.metric.name
+        if name in seen:
+            return _grouped(points)
+        seen.add(name)
+        members.append(f"{series.log_head or _head(series)}{value!r}}}")
+    return ["{" + ",".join(members) + "}"]
+
+
+def _grouped(points: list) -> list[str]:
     objects: list[list] = []
     depth: dict[str, int] = {}  # metric name -> how many objects already hold a point of it
     merged: dict = {}           # series -> its slot, for counters and gauges

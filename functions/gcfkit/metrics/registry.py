@@ -12,7 +12,7 @@ label fed with user ids cannot blow up memory or the monitoring bill.
 
 from __future__ import annotations
 
-import threading
+import _thread
 import time
 
 from gcfkit import context as _context
@@ -65,7 +65,7 @@ class Metric:
         self.series: dict[tuple, Series] = {}
         self._fast: dict[tuple, Series] = {}  # labels exactly as passed (order kept, values raw) -> series
         self.folded = 0
-        self._lock = threading.Lock()
+        self._lock = _thread.allocate_lock()
 
     def series_for(self, labels: dict) -> Series:
         """The series of a label set (default labels added; folded into "other" past the cap)."""
@@ -261,7 +261,7 @@ class Registry:
         self.default_labels: dict = {}
         self.pending: list = []  # points recorded outside any invocation, written by Metrics.flush()
         self.dropped_points = 0
-        self._lock = threading.Lock()
+        self._lock = _thread.allocate_lock()
 
     def _get(self, cls: type[Metric], name: str, unit: str, description: str, max_series: int | None) -> Metric:
         metric = self.metrics.get(name)

@@ -23,12 +23,23 @@ class Revisions:
         self.directory = directory
         directory.mkdir(parents=True, exist_ok=True)
 
-    def add(self, version: str, slug: str, body: str, name: str | None = None) -> Path:
+    def add(self, version: str, slug: str, *parts: str) -> Path:
+        """Write NNNN_slug.py from `parts` of code (each dedented), after its version and name."""
         path = self.directory / f"{version}_{slug}.py"
-        header = f'version = "{version}"\nname = {(name or slug.replace("_", " "))!r}\n'
-        path.write_text(header + textwrap.dedent(body))
+        header = f'version = "{version}"\nname = {slug.replace("_", " ")!r}\n'
+        path.write_text(header + "\n".join(textwrap.dedent(part) for part in parts))
         return path
 
+
+# The tail of a revision whose up does n += 1 on items: validate fails for a document migrated twice.
+BUMPED_ONCE = '''
+def down(op):
+    pass
+
+
+def validate(op):
+    op.expect("items", lambda doc: doc.data["n"] == 1, "bumped once")
+'''
 
 BUMP = '''
 def up(op):

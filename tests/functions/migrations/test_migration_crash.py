@@ -15,7 +15,7 @@ import time
 import pytest
 from gcfkit.migrations import LockHeld, LockLost, MigrationLock
 from google.cloud.firestore_v1.base_query import FieldFilter
-from migration_helpers import BUMP, cli, put, spawn
+from migration_helpers import BUMP, BUMPED_ONCE, cli, put, spawn
 
 pytestmark = [pytest.mark.firestore, pytest.mark.slow]
 LEASE = 1.0
@@ -74,13 +74,7 @@ def test_a_second_runner_fails_fast_naming_the_holder(firestore, revisions):
                 time.sleep(0.003)
                 doc.data["n"] += 1
             op.transform("items", bump)
-
-        def down(op):
-            pass
-
-        def validate(op):
-            op.expect("items", lambda doc: doc.data["n"] == 1, "bumped once")
-        ''')
+        ''', BUMPED_ONCE)
     first = spawn("--dir", str(revisions.directory), "up")
     while not firestore.document("_migrations/_lock").get().exists:
         assert first.poll() is None, first.communicate()

@@ -14,7 +14,7 @@ from gcfkit.migrations import (
     ValidationFailed,
     load_revisions,
 )
-from migration_helpers import BUMP, FUNCTIONS_DIR, cli, dump, engine, put, settings
+from migration_helpers import BUMP, BUMPED_ONCE, FUNCTIONS_DIR, cli, dump, engine, put, settings
 
 from kit.migrate_seed import example_data, write
 
@@ -136,13 +136,7 @@ def test_a_failing_document_is_named_and_the_rerun_resumes_after_the_committed_b
                     raise KeyError("price")
                 doc.data["n"] += 1
             op.transform("items", bump)
-
-        def down(op):
-            pass
-
-        def validate(op):
-            op.expect("items", lambda doc: doc.data["n"] == 1, "bumped once")
-        ''')
+        ''', BUMPED_ONCE)
     with pytest.raises(MigrationError, match=r"0001 bump: up failed: migration 0001: the transform failed on "
                                              r"document items/d00020: KeyError: 'price' \(.*0001_bump.py:"):
         engine(firestore, revisions, page_size=8).up()
@@ -215,13 +209,7 @@ def test_a_document_the_application_changes_meanwhile_is_reread_not_overwritten(
                     app.document(doc.path).update({"app": "wrote meanwhile"})
                 doc.data["n"] += 1
             op.transform("items", bump)
-
-        def down(op):
-            pass
-
-        def validate(op):
-            op.expect("items", lambda doc: doc.data["n"] == 1, "bumped once")
-        ''')
+        ''', BUMPED_ONCE)
     engine(firestore, revisions).up()
     assert firestore.document("items/d00007").get().to_dict() == {"n": 1, "app": "wrote meanwhile"}
     assert {d["n"] for d in data_only(firestore).values()} == {1}

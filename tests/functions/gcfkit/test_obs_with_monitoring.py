@@ -232,3 +232,20 @@ def test_a_failed_cloud_event_is_a_bare_500_so_the_trigger_retries(served, lines
     event = next(e for e in entries if e.get("@type") == ERROR_TYPE)
     assert event["error"]["id"] in text and "RuntimeError: cannot parse poison.csv" in event["message"]
     assert entries[-1]["invocation"]["status"] == "error" and entries[-1]["event"]["id"] == "evt-poison.csv"
+
+
+def test_log_event_puts_the_redacted_request_or_event_on_the_start_line(served, lines):
+    client = served("obs_http_app.py", "orders", GCFKIT_LOG_EVENT="true")
+    client.get("/orders?id=5&api_key=k", headers={"Authorization": "Bearer secret", "X-Request-Source": "cli"})
+    start = lines()[0]
+    headers = start["request"]["headers"]
+    assert headers["Authorization"] == "[REDACTED]" and headers["X-Request-Source"] == "cli"
+    assert start["request"]["query"] == {"id": ["5"], "api_key": "[REDACTED]"}
+    assert "Bearer" not in json.dumps(start)
+
+    events = served("obs_event_app.py", "on_upload", signature_type="cloudevent", GCFKIT_LOG_EVENT="true")
+    events.post("/", data=json.dumps({"specversion": "1.0", "type": "t", "source": "s", "id": "e1",
+                                      "data": {"name": "a.csv", "token": "t0k3n"}}),
+                content_type="application/cloudevents+json")
+    start = lines()[0]
+    assert start["event_data"] == {"name": "a.csv", "token": "[REDACTED]"}

@@ -96,7 +96,8 @@ class Logger:
         self._static = ""  # serialized persistent keys (and service, when it differs from the function's name)
         if self.service != instance.service:
             self._persistent["service"] = self.service
-        self.append_keys(**keys) if keys else self._rebuild_static()
+        self._persistent.update(keys)  # constructor keys are on every line, whenever the logger is created
+        self._rebuild_static()
 
     # --- keys -------------------------------------------------------------------------------------------
     def append_keys(self, **keys) -> None:

@@ -154,6 +154,7 @@ class Run:
     ramp_up: RampUp | None = None
     steps: list[StepReport] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
+    cancelled: threading.Event = field(default_factory=threading.Event)  # a worker failed, or Ctrl-C
 
     @property
     def writes(self) -> bool:

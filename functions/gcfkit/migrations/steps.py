@@ -22,8 +22,9 @@ import random
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -113,6 +114,20 @@ def _migration_ref(run: Run):
     return run.client.collection(COLLECTION).document(run.revision.version)
 
 
+@contextmanager
+def _workers(run: Run, count: int) -> Iterator[ThreadPoolExecutor]:
+    """The step's thread pool. If the step fails (a document) or is interrupted (Ctrl-C), the other workers
+    stop at their next batch instead of finishing every queued range; what they committed stays committed."""
+    pool = ThreadPoolExecutor(max_workers=count, thread_name_prefix=f"migrate-{run.revision.version}")
+    try:
+        yield pool
+    except BaseException:
+        run.cancelled.set()
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
+
+
 # -- real runs -------------------------------------------------------------------------------------------------
 
 def _run_real(run: Run, step: StepReport, source: Source, fn: Callable, bounds, total: int, label: str) -> None:
@@ -124,7 +139,7 @@ def _run_real(run: Run, step: StepReport, source: Source, fn: Callable, bounds, 
     pending = sorted(range(len(bounds)), key=lambda i: (i % s.task_count != s.task_index, i))
     initial = sum(Checkpoint.read_from(refs[i]).read for i in pending)
     with Progress(label, total, initial=min(initial, total), enabled=s.progress) as bar, \
-            ThreadPoolExecutor(max_workers=min(s.workers, len(bounds)), thread_name_prefix="migrate") as pool:
+            _workers(run, min(s.workers, len(bounds))) as pool:
         while pending:
             workers = {i: pool.submit(_RangeWorker(run, source, fn, refs[i], *bounds[i], bar)) for i in pending}
             pending = [i for i, worker in workers.items() if not worker.result()]
@@ -148,7 +163,7 @@ class _RangeWorker:
     def __call__(self) -> bool:
         """Migrate the range to its end. False: a sibling task is migrating it (the caller looks again later)."""
         while not self.checkpoint.done:
-            if self._sibling_on_it():
+            if self._sibling_on_it() or self.run.cancelled.is_set():
                 return False
             if self.run.lock is not None:
                 self.run.lock.check()
@@ -176,7 +191,7 @@ class _RangeWorker:
                                      f"document's writes must fit in one atomic batch ({BATCH_LIMIT - 1}). Split "
                                      "the work into two migrations.")
             if batch and writes + count > BATCH_LIMIT - 1:
-                if not self._flush(batch, done=False):
+                if self.run.cancelled.is_set() or not self._flush(batch, done=False):
                     return
                 batch, writes = [], 0
             batch.append((row.path, change))
@@ -252,6 +267,8 @@ def _run_dry(run: Run, step: StepReport, source: Source, fn: Callable, bounds, t
     def one_range(start, end):
         for page in sources.pages(run.reader, source, start=start, end=end, after=None,
                                   page_size=run.settings.page_size):
+            if run.cancelled.is_set():
+                return
             for row in page:
                 with lock:
                     seen.add(row.path)
@@ -259,7 +276,7 @@ def _run_dry(run: Run, step: StepReport, source: Source, fn: Callable, bounds, t
             bar.advance(len(page))
 
     with Progress(label + " (dry run)", total, enabled=run.settings.progress) as bar, \
-            ThreadPoolExecutor(max_workers=min(run.settings.workers, len(bounds))) as pool:
+            _workers(run, min(run.settings.workers, len(bounds))) as pool:
         for future in [pool.submit(one_range, start, end) for start, end in bounds]:
             future.result()
     # Documents an earlier migration of this dry run created (or changed so that they now match the filter).

@@ -268,3 +268,24 @@ def test_cli_status_plan_up_and_exit_codes(firestore, revisions):
     assert cli(*folder, "down", "--to", "zero").returncode == 2
     missing = cli("--dir", str(revisions.directory / "nope"), "status")
     assert missing.returncode == 2 and "the migrations directory does not exist" in missing.stderr
+
+
+def test_a_failing_document_stops_the_other_workers_at_their_next_page(firestore, revisions):
+    put(firestore, "items", 2000)
+    firestore.document("items/d00000").set({"n": 0, "broken": True})
+    revisions.add("0001", "bump", '''
+        import time
+
+        def up(op):
+            def bump(doc):
+                if doc.data.get("broken"):
+                    raise ValueError("cannot bump")
+                time.sleep(0.002)
+                doc.data["n"] += 1
+            op.transform("items", bump)
+        ''', BUMPED_ONCE)
+    with pytest.raises(MigrationError, match="items/d00000: ValueError: cannot bump"):
+        engine(firestore, revisions, min_range_docs=500, workers=4, page_size=50).up()
+    checkpoints = [c.to_dict() for c in firestore.collection("_migrations/0001/checkpoints").stream()]
+    assert checkpoints and not any(c["done"] for c in checkpoints), "no worker went on to finish its range"
+    assert sum(c["read"] for c in checkpoints) < 1000

@@ -314,7 +314,11 @@ class Engine:
         try:
             yield lock
         finally:
-            lock.release()
+            try:
+                lock.release()
+            except Exception as exc:  # never hide the run's own outcome behind a failed release
+                log(f"could not release the migration lock ({type(exc).__name__}: {exc}); it frees itself when its "
+                    f"{self.settings.lease_seconds:.0f}s lease expires")
 
     def _run(self, revision: Revision, direction: str, record: Record, lock: MigrationLock) -> Run:
         ramp_up = RampUp(self.settings.task_count) if self.settings.ramp_up else None

@@ -78,6 +78,9 @@ class Settings:
             task_count=number("CLOUD_RUN_TASK_COUNT", 1),
             execution=env.get("CLOUD_RUN_EXECUTION") or None)
         settings = replace(settings, **overrides)
+        if settings.task_count > 1 and not settings.execution:
+            raise ValueError("CLOUD_RUN_TASK_COUNT > 1 needs CLOUD_RUN_EXECUTION (Cloud Run sets both): the tasks of "
+                             "one execution share the migration lock")
         if not 0 <= settings.task_index < settings.task_count:
             raise ValueError(f"CLOUD_RUN_TASK_INDEX={settings.task_index} is outside 0..CLOUD_RUN_TASK_COUNT-1 "
                              f"({settings.task_count})")

@@ -3,6 +3,8 @@ migrations, utilities, ranges, the CLI. Crash, lock and Cloud Run task tests are
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from gcfkit.migrations import (
     ChecksumDrift,
@@ -11,6 +13,7 @@ from gcfkit.migrations import (
     MigrationError,
     PlanMismatch,
     RevisionFileError,
+    Settings,
     ValidationFailed,
     load_revisions,
 )
@@ -289,3 +292,21 @@ def test_a_failing_document_stops_the_other_workers_at_their_next_page(firestore
     checkpoints = [c.to_dict() for c in firestore.collection("_migrations/0001/checkpoints").stream()]
     assert checkpoints and not any(c["done"] for c in checkpoints), "no worker went on to finish its range"
     assert sum(c["read"] for c in checkpoints) < 1000
+
+
+@pytest.mark.parametrize(("environ", "message"), [
+    ({"GCF_KIT_MIGRATION_WORKERS": "many"}, "GCF_KIT_MIGRATION_WORKERS='many' is not a number"),
+    ({"GCF_KIT_MIGRATION_RAMP_UP": "maybe"}, "GCF_KIT_MIGRATION_RAMP_UP='maybe': use 1/0, true/false, on/off"),
+    ({"CLOUD_RUN_TASK_COUNT": "3", "CLOUD_RUN_TASK_INDEX": "1"}, "needs CLOUD_RUN_EXECUTION"),
+    ({"CLOUD_RUN_TASK_COUNT": "2", "CLOUD_RUN_TASK_INDEX": "2", "CLOUD_RUN_EXECUTION": "x"}, "outside 0..CLOUD_RUN"),
+])
+def test_settings_from_the_environment_name_the_variable(environ, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        Settings.from_env(environ)
+
+
+def test_ramp_up_is_on_for_cloud_firestore_and_off_for_the_emulator():
+    assert Settings.from_env({}).ramp_up
+    assert not Settings.from_env({"FIRESTORE_EMULATOR_HOST": "127.0.0.1:8787"}).ramp_up
+    job = Settings.from_env({"CLOUD_RUN_TASK_COUNT": "4", "CLOUD_RUN_TASK_INDEX": "3", "CLOUD_RUN_EXECUTION": "e-1"})
+    assert job.group == "cloud-run-execution:e-1" and job.owner.endswith(" task 3/4")

@@ -90,12 +90,10 @@ _current: contextvars.ContextVar[Invocation | None] = contextvars.ContextVar("gc
 current = _current.get
 
 
-def begin(invocation: Invocation) -> contextvars.Token:
-    return _current.set(invocation)
-
-
-def end(token: contextvars.Token) -> None:
-    _current.reset(token)
+# begin(invocation) -> token makes it the current invocation (of this thread / context); end(token) restores
+# the previous one. The ContextVar's own methods: no Python frame on the per-request path.
+begin = _current.set
+end = _current.reset
 
 
 _instance: Instance | None = None

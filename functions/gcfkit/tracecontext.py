@@ -38,7 +38,7 @@ def parse_traceparent(header: str | None) -> tuple[str, str, bool] | None:
     # Version ff is forbidden; version 00 has exactly four fields; all-zero ids are invalid.
     if version == "ff" or (rest and version == "00") or trace_id == _ZERO_TRACE or span_id == _ZERO_SPAN:
         return None
-    return trace_id, span_id, bool(int(flags, 16) & 1)
+    return trace_id, span_id, flags[1] in "13579bdf"  # the low bit of the flags: sampled
 
 
 def parse_cloud_trace_context(header: str | None) -> tuple[str, str | None, bool] | None:

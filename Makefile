@@ -66,7 +66,7 @@ bench: setup ## run every benchmark in bench/ (ratios against baselines measured
 	@$(PY) -m bench
 
 # -- data migrations (docs/migrations.md): the deploy gate, approved runs, new revisions, example data --
-.PHONY: migrate-plan migrate migrate-status migrate-down migration seed
+.PHONY: migrate-plan migrate migrate-status migrate-check migrate-down migrate-stamp migration seed
 PLAN ?=
 
 migrate-plan: setup ## the deploy gate alone: dry-run + validate ENV's pending migrations, write the plan
@@ -79,9 +79,16 @@ migrate: setup ## apply ENV's reviewed plan exactly (asks for approval; CI: the 
 migrate-status: setup ## every migration of ENV: status, checksum, when, documents touched
 	@$(PY) -m kit.migrate status $(ENV)
 
+migrate-check: setup ## run validate() of every migration applied in ENV against its data now (read only)
+	@$(PY) -m kit.migrate validate $(ENV)
+
 migrate-down: setup ## revert ENV's migrations above TO=version (asks for approval; ALLOW_IRREVERSIBLE=1)
 	@$(if $(TO),,$(error migrate-down needs TO=<version>, e.g. make migrate-down ENV=dev TO=0002))
 	@$(PY) -m kit.migrate down $(ENV) --to $(TO) $(if $(ALLOW_IRREVERSIBLE),--allow-irreversible)
+
+migrate-stamp: setup ## record VERSION and below as applied in ENV without running them (asks for approval)
+	@$(if $(VERSION),,$(error migrate-stamp needs VERSION=<version>, e.g. make migrate-stamp ENV=dev VERSION=0002))
+	@$(PY) -m kit.migrate stamp $(ENV) $(VERSION)
 
 migration: setup ## render the next revision file: make migration NAME="add user locale"
 	@$(if $(NAME),,$(error migration needs NAME, e.g. make migration NAME="add user locale"))

@@ -11,8 +11,9 @@ environment's database and adds what a deploy needs:
   exactly the versions and file checksums of the plan file, or refuses.
 - `new_revision` (`make migration NAME=...`): renders templates/migration.py.j2 as the next version.
 - `seed` (`make seed`): the example data, in its pre-migration shape, into a local environment's emulator.
+- `status`, `validate` (read only), `down`, `stamp` (approved like `apply`) for an environment.
 
-`python -m kit.migrate <plan|apply|status|down|new|seed> ...` is what the Makefile runs.
+`python -m kit.migrate <plan|apply|status|validate|down|stamp|new|seed> ...` is what the Makefile runs.
 """
 
 from __future__ import annotations
@@ -179,6 +180,20 @@ def status(env: Environment) -> int:
         return command.status(engine.Engine(client, command.migrations_directory()), sys.stdout)
 
 
+def validate(env: Environment) -> int:
+    """Run validate() of every applied migration against the environment's data now (read only)."""
+    with database(env) as client, _reported(env, "read only"):
+        return command.validate(engine.Engine(client, command.migrations_directory()), sys.stdout)
+
+
+def stamp(env: Environment, version: str, *, interactive: bool | None = None,
+          confirm: Callable[[str], str] = input) -> None:
+    _approve(env, f"record {version} and below as applied in project {env.project}, running nothing", interactive,
+             confirm)
+    with database(env) as client, _reported(env, "nothing was stamped"):
+        engine.Engine(client, command.migrations_directory()).stamp(version)
+
+
 def new_revision(name: str, directory: Path | None = None, today: dt.date | None = None) -> Path:
     """Render the next revision file from templates/migration.py.j2 (like `alembic revision -m`)."""
     import jinja2
@@ -235,8 +250,12 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("status", help="every migration's state in the environment").add_argument("env")
     down_cmd = sub.add_parser("down", help="revert migrations above a version (needs approval)")
     down_cmd.add_argument("env")
-    down_cmd.add_argument("--to", required=True)
+    down_cmd.add_argument("--to", type=command.version, required=True)
     down_cmd.add_argument("--allow-irreversible", action="store_true")
+    sub.add_parser("validate", help="validate every applied migration against the data now").add_argument("env")
+    stamp_cmd = sub.add_parser("stamp", help="record a version and below as applied (needs approval)")
+    stamp_cmd.add_argument("env")
+    stamp_cmd.add_argument("version", type=command.version)
     sub.add_parser("new", help="render the next revision file").add_argument("name")
     sub.add_parser("seed", help="example data into a local environment's emulator").add_argument("env")
     args = p.parse_args(argv)
@@ -255,6 +274,10 @@ def main(argv: list[str] | None = None) -> int:
             return status(env)
         elif args.command == "down":
             down(env, args.to, allow_irreversible=args.allow_irreversible)
+        elif args.command == "validate":
+            return validate(env)
+        elif args.command == "stamp":
+            stamp(env, args.version)
         elif args.command == "seed":
             counts = seed(env)
             print(f"seeded {', '.join(f'{n} {c}' for c, n in counts.items())} (the shape before any migration) into "

@@ -206,6 +206,11 @@ def test_python_m_kit_migrate_plan_and_apply_an_environment_file(kit_env, tmp_pa
     assert applied.returncode == 0 and "local: applied 0001 exactly as planned" in applied.stdout
     status = kit("status", "local")
     assert "0001     applied" in status.stdout
+    checked = kit("validate", "local")
+    assert checked.returncode == 0 and "0001: ok" in checked.stdout
+    assert kit("stamp", "local", "0000").returncode == 0
+    assert "0001     reverted" in kit("status", "local").stdout
+    assert kit("down", "local", "--to", "first").returncode == 2
     missing = kit("plan", "nowhere")
     assert missing.returncode == 2 and "no such environment file" in missing.stderr
 

@@ -24,12 +24,6 @@ from gcfkit.migrations.errors import MigrationError, PlanMismatch
 from gcfkit.migrations.runtime import Settings
 
 
-def version(text: str) -> str:
-    if not text.isdigit():
-        raise argparse.ArgumentTypeError(f"{text!r} is not a version; versions are numbers like 0002")
-    return text
-
-
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m gcfkit.migrations", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -41,20 +35,21 @@ def parser() -> argparse.ArgumentParser:
     commands = p.add_subparsers(dest="command", required=True)
     commands.add_parser("status", help="show every migration and its state")
     plan = commands.add_parser("plan", help="dry run: what `up` would change; writes nothing")
-    plan.add_argument("--to", type=version, help="plan up to this version")
+    plan.add_argument("--to", type=command.version, help="plan up to this version")
     plan.add_argument("--out", type=Path, help="write the plan as JSON (for `up --plan`)")
     plan.add_argument("--approve-irreversible", default="", metavar="V,...",
                       help="versions of irreversible migrations you approve")
     up = commands.add_parser("up", help="apply pending migrations")
-    up.add_argument("--to", type=version, help="stop after this version")
+    up.add_argument("--to", type=command.version, help="stop after this version")
     up.add_argument("--plan", type=Path, help="refuse unless exactly this plan's versions and files would run")
     up.add_argument("--no-revert", action="store_true", help="when validation fails, keep the data (do not run down)")
     down = commands.add_parser("down", help="revert migrations above a version, newest first")
-    down.add_argument("--to", type=version, required=True, help="the version to go back to (0000: revert everything)")
+    down.add_argument("--to", type=command.version, required=True,
+                      help="the version to go back to (0000: revert everything)")
     down.add_argument("--allow-irreversible", action="store_true", help="allow crossing irreversible migrations")
     commands.add_parser("validate", help="validate every applied migration against the data now")
     stamp = commands.add_parser("stamp", help="mark a version (and below) applied without running anything")
-    stamp.add_argument("version", type=version)
+    stamp.add_argument("version", type=command.version)
     return p
 
 

@@ -7,6 +7,7 @@ Results go to stdout (tables, plans); logs and progress bars go to stderr.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 from pathlib import Path
@@ -16,6 +17,13 @@ from gcfkit.migrations.engine import Engine, Plan, StatusRow
 from gcfkit.migrations.errors import MigrationError
 
 DEFAULT_DIRECTORY = Path(__file__).resolve().parents[2] / "migrations"  # functions/migrations in the bundle
+
+
+def version(text: str) -> str:
+    """argparse type of a version argument (0002; 0000 means before the first migration)."""
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a version; versions are numbers like 0002")
+    return text
 
 
 def migrations_directory(explicit: str | None = None) -> Path:

@@ -40,8 +40,10 @@ def min_cpu_for(memory_mib: int) -> float:
     return max((cpu for above, cpu in MIN_CPU_FOR_MEMORY if memory_mib > above), default=0.0)
 
 
+# Set by Cloud Functions itself, or by the kit for every function (stacks/function.py, kit/local.py).
 RESERVED_ENV_VARS = {"PORT", "K_SERVICE", "K_REVISION", "K_CONFIGURATION", "FUNCTION_TARGET",
-                     "FUNCTION_SIGNATURE_TYPE", "FUNCTION_NAME", "FUNCTION_REGION", "GOOGLE_FUNCTION_SOURCE"}
+                     "FUNCTION_SIGNATURE_TYPE", "FUNCTION_NAME", "FUNCTION_REGION", "GOOGLE_FUNCTION_SOURCE",
+                     "LOG_EXECUTION_ID", "GOOGLE_CLOUD_PROJECT", "GCFKIT_REGION"}
 ENV_VAR_NAME = r"^[A-Z_][A-Z0-9_]*$"
 PROJECT_ID = r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$"
 REGION = r"^[a-z]+-[a-z]+[0-9]+$"
@@ -164,7 +166,7 @@ class Function(_Model):
                             "allowed: 1..540")
         for name in (*self.env, *self.secrets):
             if name in RESERVED_ENV_VARS:
-                problems.append(f"{name} is set by Cloud Functions itself; reserved: "
+                problems.append(f"{name} is set by Cloud Functions or the kit itself; reserved: "
                                 f"{', '.join(sorted(RESERVED_ENV_VARS))}")
         if overlap := set(self.env) & set(self.secrets):
             problems.append(f"{', '.join(sorted(overlap))} set in both env and secrets; allowed: one of them")

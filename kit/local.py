@@ -201,6 +201,7 @@ def _function_environment(env: Environment, name: str, fn: Function, emulator: F
         "PYTHONUNBUFFERED": "1",
         "FIRESTORE_EMULATOR_HOST": emulator.address,
         "GOOGLE_CLOUD_PROJECT": env.project,
+        "GCFKIT_REGION": env.region,
         "GCLOUD_PROJECT": env.project,
         "K_SERVICE": name,
         "K_REVISION": f"{name}-local",

@@ -34,6 +34,12 @@ from stacks.source import Source
 # Cloud Functions adds LOG_EXECUTION_ID itself when it is missing, which Terraform then sees as drift on every
 # plan; setting it keeps plans clean (and puts the execution id on every log line).
 FIXED_ENV = {"LOG_EXECUTION_ID": "true"}
+
+
+def platform_env(env: Environment) -> dict[str, str]:
+    """What every function gets from the kit: the python312+ runtimes no longer set the project id, and gcfkit
+    needs it for trace ids and Cloud Monitoring, and the region for the Monitoring resource."""
+    return {**FIXED_ENV, "GOOGLE_CLOUD_PROJECT": env.project, "GCFKIT_REGION": env.region}
 PUBLIC = "allUsers"
 
 
@@ -100,7 +106,7 @@ def add_function(stack: TerraformStack, env: Environment, name: str, fn: Functio
             max_instance_request_concurrency=fn.concurrency, available_cpu=fn.cpu,
             available_memory=fn.memory, timeout_seconds=fn.timeout_seconds,
             ingress_settings=fn.ingress.api_value,
-            environment_variables={**FIXED_ENV, **fn.env},
+            environment_variables={**fn.env, **platform_env(env)},
             secret_environment_variables=[
                 Cloudfunctions2FunctionServiceConfigSecretEnvironmentVariables(
                     key=key, project_id=project, secret=ref.secret, version=ref.version)

@@ -12,12 +12,18 @@ STAMP      := $(VENV)/.installed-$(LOCK_HASH)
 CHECKOV_VENV  := .venv-checkov
 CHECKOV_STAMP := $(CHECKOV_VENV)/.installed-$(shell sha256sum requirements-checkov.lock | cut -c1-16)
 PYTEST_ARGS ?=
+# The deployed functions run on Python 3.12+: `make test` runs the bundle's tests (tests/functions) again on
+# 3.12, in a venv with only functions/requirements.txt and the test tools, pinned by requirements.lock.
+RUNTIME_PYTHON ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.12*/bin/python3.12) \
+                              $(shell command -v python3.12 2>/dev/null))
+RUNTIME_VENV   := .venv-py312
+RUNTIME_STAMP  := $(RUNTIME_VENV)/.installed-$(shell cat requirements.lock functions/requirements.txt | sha256sum | cut -c1-16)
 
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help setup test lint deploy down status synth validate bench clean lock
+.PHONY: help setup test test-runtime lint deploy down status synth validate bench clean lock
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -37,12 +43,33 @@ $(CHECKOV_STAMP): requirements-checkov.lock
 
 setup: $(STAMP) $(CHECKOV_STAMP) ## create .venv (+ .venv-checkov) and install the locks (skipped while they are unchanged)
 
-test: setup lint ## lint + the whole test suite (starts the Firestore emulator itself); PYTEST_ARGS=... to select
+test: setup lint ## lint + the whole suite (starts its own emulator), then tests/functions on Python 3.12; PYTEST_ARGS=... selects
 	@$(PY) -m pytest $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then \
 	  echo "pytest: no test was collected$(if $(PYTEST_ARGS), for PYTEST_ARGS='$(PYTEST_ARGS)')"; \
 	  $(if $(PYTEST_ARGS),exit 0,exit 1); \
 	fi; exit $$rc
+ifeq ($(PYTEST_ARGS),)
+ifneq ($(RUNTIME_PYTHON),)
+	@$(MAKE) --no-print-directory test-runtime
+else
+	@echo "NOTE: no python3.12 found, so the function bundle was tested on Python 3.11 only (set RUNTIME_PYTHON)"
+	@$(if $(REQUIRE_RUNTIME_PYTHON),exit 1)
+endif
+endif
+
+$(RUNTIME_STAMP): requirements.lock functions/requirements.txt
+	@test -x $(RUNTIME_VENV)/bin/python || $(RUNTIME_PYTHON) -m venv $(RUNTIME_VENV)
+	@echo "installing functions/requirements.txt + pytest into $(RUNTIME_VENV) ($$($(RUNTIME_VENV)/bin/python -V)) ..."
+	@$(RUNTIME_VENV)/bin/python -m pip install --quiet -c requirements.lock -r functions/requirements.txt \
+	  pytest pydantic pyyaml
+	@rm -f $(RUNTIME_VENV)/.installed-* && touch $@
+
+test-runtime: ## tests/functions on Python 3.12, the Cloud Functions runtime (RUNTIME_PYTHON=...)
+	@test -n "$(RUNTIME_PYTHON)" || { echo "test-runtime: no python3.12 found; set RUNTIME_PYTHON=/path/to/python3.12"; exit 1; }
+	@$(MAKE) --no-print-directory $(RUNTIME_STAMP)
+	@echo "tests/functions on $$($(RUNTIME_VENV)/bin/python -V):"
+	@$(RUNTIME_VENV)/bin/python -m pytest -q -p no:cacheprovider tests/functions
 
 lint: setup ## ruff on the whole tree
 	@$(PY) -m ruff check .

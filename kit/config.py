@@ -56,13 +56,21 @@ IMAGE = r"^[a-z0-9.-]+(:[0-9]+)?/[a-z0-9._/-]+(:[A-Za-z0-9._-]+|@sha256:[0-9a-f]
 
 
 class ConfigError(Exception):
-    """An environment file is missing or invalid. `problems` lists every problem found."""
+    """Environment files are missing or invalid. `lines` holds one `file[:line]: key: problem` per problem."""
 
     def __init__(self, path: Path, problems: list[str]):
         self.path = path
-        self.problems = problems
         shown = _display(path)
-        super().__init__("\n".join(f"{shown}{p}" for p in problems))
+        self.lines = [f"{shown}{problem}" for problem in problems]
+        super().__init__("\n".join(self.lines))
+
+    @classmethod
+    def combined(cls, errors: list[ConfigError]) -> ConfigError:
+        """One error carrying the problems of several files (each line keeps its own file name)."""
+        error = cls(errors[0].path, [])
+        error.lines = [line for each in errors for line in each.lines]
+        error.args = ("\n".join(error.lines),)
+        return error
 
 
 class _Model(BaseModel):
@@ -301,6 +309,21 @@ class _Where:
         return None
 
 
+class _StrictLoader(yaml.SafeLoader):
+    """SafeLoader that rejects a key given twice in one mapping (YAML would silently keep the last value)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        first_seen: dict[object, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if key in first_seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} is given twice (first on line {first_seen[key]}); keep one",
+                    key_node.start_mark)
+            first_seen[key] = key_node.start_mark.line + 1
+        return super().construct_mapping(node, deep)
+
+
 def environment_names(directory: Path = ENVIRONMENTS_DIR) -> list[str]:
     """Every environment with a file in `directory`, local first, then alphabetical after a fixed order."""
     order = {"local": 0, "dev": 1, "staging": 2, "prod": 3}
@@ -317,8 +340,8 @@ def load_environment(name: str, directory: Path = ENVIRONMENTS_DIR) -> Environme
                                  f"(create {_display(path)} to add one)"])
     text = path.read_text(encoding="utf-8")
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        node = yaml.compose(text, Loader=_StrictLoader)
+        data = yaml.load(text, Loader=_StrictLoader)  # a SafeLoader: no arbitrary objects
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f":{mark.line + 1}" if mark else ""
@@ -337,15 +360,14 @@ def load_environment(name: str, directory: Path = ENVIRONMENTS_DIR) -> Environme
 
 def load_all(directory: Path = ENVIRONMENTS_DIR) -> dict[str, Environment]:
     """Every environment, validated; all files' problems are reported together."""
-    environments, problems = {}, []
+    environments, errors = {}, []
     for name in environment_names(directory):
         try:
             environments[name] = load_environment(name, directory)
         except ConfigError as exc:
-            problems.append(str(exc))
-    if problems:
-        raise ConfigError(directory, ["\n".join(problems)]) if len(problems) > 1 else ConfigError(
-            directory, [problems[0]])
+            errors.append(exc)
+    if errors:
+        raise ConfigError.combined(errors)
     return environments
 
 

@@ -76,6 +76,7 @@ def group_alive(pgid: int | None) -> bool:
 
 
 def deploy_local(env_name: str = "local") -> LocalState:
+    """Validate, build, gate, then replace: the running functions are only touched once the gate has passed."""
     stages = Stages(f"deploy {env_name} (local: Firestore emulator + functions-framework)", total=6)
     with stages.stage("validate environment files"):
         environments = load_all()  # every file: a typo anywhere stops here, before anything starts
@@ -86,34 +87,36 @@ def deploy_local(env_name: str = "local") -> LocalState:
         ports = {name: env.local.base_port + i for i, name in enumerate(env.functions)}
         stages.note(f"{len(environments)} environment files valid; {len(env.functions)} function(s) to serve")
 
-    with stages.stage("check ports, start the Firestore emulator"):
-        previous = LocalState.read(env_name)
-        if previous:
-            _stop_functions(previous, stages)
-        _check_ports_free(env, ports)
-        emulator = _reuse_or_start_emulator(env, previous, stages)
-        state = LocalState(env=env_name, emulator_pgid=emulator.pgid, emulator_address=emulator.address)
-        state.write()
-
     with stages.stage("synthesize the stacks of every environment"):
         result = subprocess.run([sys.executable, "-m", "stacks"], cwd=ROOT, capture_output=True, text=True)
         if result.returncode != 0:
             raise StageFailed(f"synthesis failed (`make synth` shows the same):\n{result.stderr[-3000:]}")
         stages.note(result.stdout.strip().splitlines()[-1])
 
-    with stages.stage("pre-deploy hook"):
+    with stages.stage("check ports, start the Firestore emulator"):
+        previous = LocalState.read(env_name)
+        _check_ports_free(env, ports, previous)
+        emulator = _reuse_or_start_emulator(env, previous, stages)
+        state = LocalState(env=env_name, emulator_pgid=emulator.pgid, emulator_address=emulator.address,
+                           functions=previous.functions if previous else [])
+        state.write()
+
+    with stages.stage("pre-deploy hook (migration gate)"):
         os.environ["FIRESTORE_EMULATOR_HOST"] = emulator.address
         hooks.pre_deploy(env, stages)
 
-    with stages.stage("serve functions"):
+    with stages.stage("replace the served functions"):
+        _stop_functions(state, stages)
+        processes = {}
         for name, function in env.functions.items():
-            state.functions.append(_serve(env, name, function, ports[name], emulator))
+            served, processes[name] = _serve(env, name, function, ports[name], emulator)
+            state.functions.append(served)
             state.write()
-            stages.note(f"{name}: pid group {state.functions[-1].pgid} on port {ports[name]}")
+            stages.note(f"{name}: pid group {served.pgid} on port {ports[name]}")
 
     with stages.stage("check health"):
         for served in state.functions:
-            _wait_healthy(served)
+            _wait_healthy(served, processes[served.name])
             stages.note(f"{served.name}: healthy")
 
     stages.finish()
@@ -141,7 +144,9 @@ def status(env_name: str = "local") -> int:
     if state is None:
         print(f"local environment {env_name!r} is not running (`make deploy` starts it)")
         return 1
-    healthy = True
+    healthy = bool(state.functions)
+    if not state.functions:
+        print("no function is served (the last `make deploy` stopped before serving them; its output says why)")
     emulator_up = group_alive(state.emulator_pgid)
     print(f"firestore emulator  {state.emulator_address:<22} {'running' if emulator_up else 'STOPPED'}")
     healthy &= emulator_up
@@ -152,12 +157,12 @@ def status(env_name: str = "local") -> int:
     return 0 if healthy else 1
 
 
-def _stop_functions(previous: LocalState, stages: Stages) -> None:
-    for served in previous.functions:
+def _stop_functions(state: LocalState, stages: Stages) -> None:
+    for served in state.functions:
         if stop_group(served.pgid):
             stages.note(f"stopped the previous {served.name} (process group {served.pgid})")
-    previous.functions = []
-    previous.write()
+    state.functions = []
+    state.write()
 
 
 def _reuse_or_start_emulator(env: Environment, previous: LocalState | None, stages: Stages) -> FirestoreEmulator:
@@ -179,9 +184,12 @@ def _reuse_or_start_emulator(env: Environment, previous: LocalState | None, stag
     return emulator
 
 
-def _check_ports_free(env: Environment, ports: dict[str, int]) -> None:
+def _check_ports_free(env: Environment, ports: dict[str, int], previous: LocalState | None) -> None:
+    """Every port must be free, or held by this environment's own previous function (replaced later)."""
     assert env.local is not None
-    taken = [f"{name} -> {port}" for name, port in ports.items() if port_in_use(env.local.host, port)]
+    ours = {served.port for served in previous.functions if group_alive(served.pgid)} if previous else set()
+    taken = [f"{name} -> {port}" for name, port in ports.items()
+             if port not in ours and port_in_use(env.local.host, port)]
     if taken:
         raise StageFailed(f"port(s) already in use on {env.local.host}: {', '.join(taken)}. Stop what uses them "
                           f"or change local.base_port in environments/{env.name}.yaml (functions use base_port, "
@@ -209,7 +217,8 @@ def _function_environment(env: Environment, name: str, fn: Function, emulator: F
     }
 
 
-def _serve(env: Environment, name: str, fn: Function, port: int, emulator: FirestoreEmulator) -> Served:
+def _serve(env: Environment, name: str, fn: Function, port: int,
+           emulator: FirestoreEmulator) -> tuple[Served, subprocess.Popen]:
     assert env.local is not None
     log = STATE_ROOT / env.name / "logs" / f"{name}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
@@ -223,7 +232,7 @@ def _serve(env: Environment, name: str, fn: Function, port: int, emulator: Fires
                                    stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                    start_new_session=True)
     return Served(name=name, pgid=process.pid, port=port, url=f"http://{env.local.host}:{port}", log=str(log),
-                  http=fn.is_http)
+                  http=fn.is_http), process
 
 
 def _probe(served: Served) -> dict | None:
@@ -239,16 +248,19 @@ def _probe(served: Served) -> dict | None:
         return None
 
 
-def _wait_healthy(served: Served, timeout: float = 30.0) -> None:
+def _wait_healthy(served: Served, process: subprocess.Popen, timeout: float = 30.0) -> None:
+    """Poll the health endpoint; give up at once if the server exits (e.g. a function that fails at import)."""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and process.poll() is None:
         if _probe(served) is not None:
             return
-        if not group_alive(served.pgid):
-            break
         time.sleep(0.2)
+    exited = process.poll()
+    if exited is not None:
+        stop_group(served.pgid)  # its workers, if any outlived it
+    why = f"exited with code {exited}" if exited is not None else f"did not answer within {timeout:.0f}s"
     tail = Path(served.log).read_text(errors="replace")[-2500:]
-    raise StageFailed(f"{served.name} did not answer {served.url}{HEALTH_PATH} with 200 JSON within {timeout:.0f}s; "
+    raise StageFailed(f"{served.name} {why} ({served.url}{HEALTH_PATH} must answer 200 JSON); "
                       f"last lines of {served.log}:\n{tail}")
 
 

@@ -34,13 +34,13 @@ from stacks.source import Source
 # Cloud Functions adds LOG_EXECUTION_ID itself when it is missing, which Terraform then sees as drift on every
 # plan; setting it keeps plans clean (and puts the execution id on every log line).
 FIXED_ENV = {"LOG_EXECUTION_ID": "true"}
+PUBLIC = "allUsers"
 
 
 def platform_env(env: Environment) -> dict[str, str]:
     """What every function gets from the kit: the python312+ runtimes no longer set the project id, and gcfkit
     needs it for trace ids and Cloud Monitoring, and the region for the Monitoring resource."""
     return {**FIXED_ENV, "GOOGLE_CLOUD_PROJECT": env.project, "GCFKIT_REGION": env.region}
-PUBLIC = "allUsers"
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ libraries and emulators treat as offline-only) and FIRESTORE_EMULATOR_HOST must 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import pytest
@@ -16,14 +16,25 @@ from kit.emulator import FirestoreEmulator, free_port
 
 TEST_PROJECT = "demo-gcf-kit-test"
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+# No test may reach Google with a developer's credentials, whatever the shell exported.
+os.environ.pop("GOOGLE_APPLICATION_CREDENTIALS", None)
 
 
-def _refuse_unless_emulated() -> None:
-    host = os.environ.get("FIRESTORE_EMULATOR_HOST", "")
-    project = os.environ.get("GOOGLE_CLOUD_PROJECT", "")
-    if not host.startswith(("127.0.0.1:", "localhost:")) or not project.startswith("demo-"):
-        pytest.exit(f"refusing to run Firestore tests: FIRESTORE_EMULATOR_HOST={host!r}, "
-                    f"GOOGLE_CLOUD_PROJECT={project!r} (need a loopback emulator and a demo- project)", returncode=3)
+def emulation_problem(environ: Mapping[str, str], emulator_address: str) -> str | None:
+    """Why Firestore tests must not run with `environ`, or None when it points at the test emulator only."""
+    host, project = environ.get("FIRESTORE_EMULATOR_HOST", ""), environ.get("GOOGLE_CLOUD_PROJECT", "")
+    if host != emulator_address or not host.startswith(("127.0.0.1:", "localhost:")):
+        return f"FIRESTORE_EMULATOR_HOST={host!r} is not the test emulator on loopback ({emulator_address})"
+    if not project.startswith("demo-"):
+        return f"GOOGLE_CLOUD_PROJECT={project!r} is not a demo- project (which can never reach a real database)"
+    if environ.get("GOOGLE_APPLICATION_CREDENTIALS"):
+        return "GOOGLE_APPLICATION_CREDENTIALS is set: tests run without Google credentials"
+    return None
+
+
+def refuse_unless_emulated(emulator_address: str) -> None:
+    if problem := emulation_problem(os.environ, emulator_address):
+        pytest.exit(f"refusing to run Firestore tests: {problem}", returncode=3)
 
 
 @pytest.fixture(scope="session")
@@ -34,7 +45,7 @@ def firestore_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fir
     previous = {k: os.environ.get(k) for k in ("FIRESTORE_EMULATOR_HOST", "GOOGLE_CLOUD_PROJECT")}
     os.environ["FIRESTORE_EMULATOR_HOST"] = emulator.address
     os.environ["GOOGLE_CLOUD_PROJECT"] = TEST_PROJECT
-    _refuse_unless_emulated()
+    refuse_unless_emulated(emulator.address)
     try:
         yield emulator
     finally:
@@ -51,7 +62,7 @@ def firestore(firestore_emulator: FirestoreEmulator):
     """A Firestore client on the emulator, wiped before the test (each test starts from an empty database)."""
     from google.cloud import firestore as gcf
 
-    _refuse_unless_emulated()
+    refuse_unless_emulated(firestore_emulator.address)
     firestore_emulator.wipe(TEST_PROJECT)
     client = gcf.Client(project=TEST_PROJECT)
     yield client

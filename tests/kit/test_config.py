@@ -82,6 +82,8 @@ def test_numbers_for_cpu_and_secret_versions_are_accepted(tmp_path):
     ("name: test\n" + VALID, ["test.yaml:1: name: the environment's name is its file name"]),
     ("project: [unclosed\n", ["test.yaml:2: not valid YAML"]),
     ("- a list\n", ["test.yaml: must be a mapping"]),
+    (VALID + "    min_instances: 3\n",
+     ["test.yaml:9: not valid YAML: key 'min_instances' is given twice (first on line 7)"]),
 ])
 def test_mistakes_name_the_file_the_key_and_what_is_allowed(tmp_path, mistake, expected):
     message = problems(tmp_path, mistake)
@@ -107,8 +109,10 @@ def test_load_all_reports_every_broken_file(tmp_path):
     write(tmp_path, VALID + "oops: 1\n", name="prod")
     with pytest.raises(ConfigError) as caught:
         load_all(tmp_path)
-    assert "dev.yaml:8: functions.api.max_instances" in str(caught.value)
-    assert "prod.yaml:9: oops: unknown key" in str(caught.value)
+    lines = str(caught.value).splitlines()
+    assert lines[0].startswith(f"{tmp_path}/dev.yaml:8: functions.api.max_instances: got 0; ")
+    assert lines[1].startswith(f"{tmp_path}/prod.yaml:9: oops: unknown key")
+    assert len(lines) == 2
 
 
 def test_migration_job_is_opt_in_with_defaults(tmp_path):

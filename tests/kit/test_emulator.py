@@ -21,6 +21,21 @@ def test_the_next_test_starts_empty(firestore):
     assert list(firestore.collection("users").stream()) == []
 
 
+def test_the_test_guard_accepts_only_the_test_emulator_and_a_demo_project(firestore_emulator):
+    from conftest import emulation_problem
+
+    good = {"FIRESTORE_EMULATOR_HOST": firestore_emulator.address, "GOOGLE_CLOUD_PROJECT": "demo-gcf-kit-test"}
+    assert emulation_problem(good, firestore_emulator.address) is None
+    assert "not a demo- project" in emulation_problem({**good, "GOOGLE_CLOUD_PROJECT": "acme-prod"},
+                                                      firestore_emulator.address)
+    assert "not the test emulator" in emulation_problem({"GOOGLE_CLOUD_PROJECT": "demo-x"}, firestore_emulator.address)
+    assert "not the test emulator" in emulation_problem({**good, "FIRESTORE_EMULATOR_HOST": "10.0.0.5:8080"},
+                                                        firestore_emulator.address)
+    assert "credentials" in emulation_problem({**good, "GOOGLE_APPLICATION_CREDENTIALS": "/k.json"},
+                                              firestore_emulator.address)
+    assert emulation_problem(os.environ, firestore_emulator.address) is None, "the session itself is guarded"
+
+
 def test_stop_leaves_no_process_of_the_group(tmp_path):
     emulator = FirestoreEmulator.start("127.0.0.1", free_port(), tmp_path / "emulator.log")
     pgid = emulator.pgid

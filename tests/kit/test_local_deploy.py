@@ -106,3 +106,19 @@ def test_a_typo_stops_the_deploy_before_anything_starts(sandbox):
     assert "dev.yaml" in result.stderr and "functions.api.max_instances: got 'three'" in result.stderr
     assert "[2/6]" not in result.stdout, "nothing after validation ran"
     assert not (sandbox.state_dir / "local" / "state.json").exists()
+
+
+def test_a_server_that_dies_fails_the_health_stage_at_once(tmp_path):
+    """A function that crashes at import must not be waited for: its exit is noticed, its log shown."""
+    from kit.local import Served, _wait_healthy
+    from kit.stages import StageFailed
+
+    log = tmp_path / "broken.log"
+    log.write_text("Traceback (most recent call last):\nImportError: cannot import name 'nope'\n")
+    process = subprocess.Popen([sys.executable, "-c", "raise SystemExit(3)"], start_new_session=True)
+    served = Served(name="broken", pgid=process.pid, port=free_port(), url="http://127.0.0.1:1", log=str(log),
+                    http=True)
+    with pytest.raises(StageFailed) as caught:
+        _wait_healthy(served, process, timeout=120)
+    assert "broken exited with code 3" in str(caught.value)
+    assert "ImportError: cannot import name 'nope'" in str(caught.value)

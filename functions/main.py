@@ -2,6 +2,8 @@
 
 `api` is wrapped by gcfkit's `with_monitoring`: structured request logs with trace context, invocation
 metrics, JSON errors with an error id, and `GET /health` answered from the checks registered below.
+Applied while functions-framework builds its app, with_monitoring also makes the errors the framework
+answers by itself (404 for /robots.txt and /favicon.ico, 500 for a view that returns nothing) JSON.
 """
 
 from __future__ import annotations

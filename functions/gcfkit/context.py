@@ -9,7 +9,7 @@ never see each other's state and a thread started without a copied context sees 
 
 from __future__ import annotations
 
-import _thread
+import _thread  # the C lock: `threading` costs ~2 ms of import on a cold start
 import contextvars
 import time
 

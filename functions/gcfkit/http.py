@@ -71,6 +71,8 @@ def status_and_size(result) -> tuple[int, int | None]:
     """The HTTP status and body size of whatever a flask view may return, without building the response."""
     if type(result) is dict or type(result) is list:  # the usual JSON answer (getattr misses cost microseconds)
         return 200, None
+    if result is None:  # flask refuses it (TypeError): the client gets functions-framework's 500
+        return 500, None
     status = 200
     body = result
     if type(result) is tuple:
@@ -97,14 +99,17 @@ def status_and_size(result) -> tuple[int, int | None]:
 
 def http_exception_response(exc: Exception) -> tuple | None:
     """A werkzeug HTTPException raised on purpose (abort(404), the 400 of `request.get_json()` on bad JSON)
-    as (response, status): JSON with its status for errors, its own response for redirects. None otherwise."""
+    as (response, status): JSON with its status for errors, its own response for redirects. None otherwise.
+    The message is the description's first line: functions-framework appends the request's headers and
+    body to the description of its 400s, and an error answer does not echo them (or their credentials)."""
     code = getattr(exc, "code", None)
     if type(code) is not int or not hasattr(exc, "get_response") or not type(exc).__module__.startswith("werkzeug"):
         return None
     if code < 400:
         return exc.get_response(), code
     name = type(exc).__name__
+    description = getattr(exc, "description", None)
     body = {"error": "".join("_" + c.lower() if c.isupper() else c for c in name).lstrip("_"),
-            "message": getattr(exc, "description", None) or name}
+            "message": str(description).split("\n", 1)[0].strip()[:500] if description else name}
     headers = [(k, v) for k, v in exc.get_headers() if k.lower() not in ("content-type", "content-length")]
     return (body, code, headers), code

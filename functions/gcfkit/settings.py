@@ -1,17 +1,19 @@
 """Runtime settings of gcfkit, read once from environment variables into one typed object.
 
 Every knob has a default that suits a deployed function; `GCFKIT_*` variables override them (the
-names follow AWS Lambda Powertools' `POWERTOOLS_*` variables where one exists). A bad value stops the
-function at import with a message naming the variable, what it got and what is allowed, so a typo in
-`environments/<env>.yaml` fails the deploy's health check instead of silently logging at the wrong level.
+names follow AWS Lambda Powertools' `POWERTOOLS_*` variables where one exists). Bad values are caught
+twice, by the same code: `problems_in(env)` lets the kit reject `environments/<env>.yaml` before anything
+is deployed, and a function started with a bad value anyway stops at import with a message naming the
+variable, what it got and what is allowed, instead of silently logging at the wrong level.
 
-Stdlib only and no dataclasses: this module is imported on every cold start.
+Stdlib only and no dataclasses: this module is imported on every cold start (and by the kit's config loader).
 """
 
 from __future__ import annotations
 
-import _thread  # the C lock: `threading` itself costs milliseconds on a cold start
+import _thread  # the C lock: `threading` costs ~2 ms of import on a cold start
 import os
+from collections.abc import Mapping
 
 LOG_LEVELS = ("DEBUG", "INFO", "NOTICE", "WARNING", "ERROR", "CRITICAL", "ALERT", "EMERGENCY")
 EXPORT_MODES = ("log", "monitoring", "off")
@@ -52,9 +54,21 @@ class Settings:
         return "Settings(" + ", ".join(f"{n}={getattr(self, n)!r}" for n in self.__slots__) + ")"
 
     @classmethod
-    def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Read `environ` (default: os.environ). SettingsError naming every bad variable if any value is bad."""
         env = os.environ if environ is None else environ
         read = _Reader(env)
+        settings = cls._read(env, read)
+        if read.problems:
+            bad = "; ".join(f"environment variable {name}: {message}" for name, message in read.problems)
+            # Where the value came from is unknown here (a deployed function, a test, a shell): say where a
+            # deployed function's variables are set, without claiming which file this one came from.
+            raise SettingsError(f"{bad} (a deployed function's variables are set in environments/<env>.yaml, "
+                                "functions.<name>.env; unset a variable for its default)")
+        return settings
+
+    @classmethod
+    def _read(cls, env: Mapping[str, str], read: _Reader) -> Settings:
         extra_redact = {k.strip().lower().replace("-", "_") for k in env.get("GCFKIT_LOG_REDACT_KEYS", "").split(",")}
         return cls(
             service=env.get("GCFKIT_SERVICE_NAME") or env.get("K_SERVICE") or env.get("FUNCTION_TARGET") or "local",
@@ -90,15 +104,37 @@ class Settings:
         )
 
 
-class _Reader:
-    def __init__(self, env):
-        self.env = env
+def problems_in(env: Mapping[str, str]) -> list[tuple[str, str]]:
+    """What gcfkit would refuse in a function's environment variables, without reading os.environ.
 
-    def _fail(self, name: str, value: str, allowed: str) -> SettingsError:
-        return SettingsError(f"environment variable {name}={value!r}: {allowed} (set it in the function's env: "
-                             "section of environments/<env>.yaml, or unset it for the default)")
+    `env` maps variable names to values as the function will see them (strings; e.g. the `env:` of one
+    function in environments/<env>.yaml). Returns one (variable name, message) per bad value, in a stable
+    order, empty when every value is usable. The message says what was given and what is allowed, in the
+    form "got 'bogus'; allowed: log, monitoring, off". Variables gcfkit does not read are ignored, and a
+    missing variable is never a problem (each has a default). Checked are LOG_LEVEL / GCFKIT_LOG_LEVEL,
+    GCFKIT_METRICS_EXPORT and every other GCFKIT_* knob `Settings` reads; the same checks run at import of
+    a deployed function, so what passes here cannot stop the function at start. Never raises for any
+    mapping of str to str; cheap to import (stdlib only) and pure (no environment, files or network).
+    """
+    read = _Reader(env)
+    Settings._read(env, read)
+    return read.problems
+
+
+class _Reader:
+    """Reads typed values from an environment; a bad value is recorded in `problems` and its default used."""
+
+    def __init__(self, env: Mapping[str, str]):
+        self.env = env
+        self.problems: list[tuple[str, str]] = []
+
+    def _fail(self, name: str, value: str, allowed: str, default):
+        self.problems.append((name, f"got {value!r}; {allowed}"))
+        return default
 
     def choice(self, names: tuple[str, ...], allowed: tuple[str, ...], default: str, aliases=None) -> str:
+        """The first of `names` that is set wins; every one that is set is checked."""
+        chosen = None
         for name in names:
             raw = self.env.get(name)
             if raw is None or not raw.strip():
@@ -106,9 +142,10 @@ class _Reader:
             value = raw.strip().upper() if allowed is LOG_LEVELS else raw.strip().lower()
             value = (aliases or {}).get(value, value)
             if value not in allowed:
-                raise self._fail(name, raw, f"allowed: {', '.join(allowed)}")
-            return value
-        return default
+                self._fail(name, raw, f"allowed: {', '.join(allowed)}", None)
+            elif chosen is None:
+                chosen = value
+        return default if chosen is None else chosen
 
     def number(self, name: str, default: float, low: float | None = None, high: float | None = None,
                integer: bool = False) -> float:
@@ -118,10 +155,10 @@ class _Reader:
         try:
             value = int(raw) if integer else float(raw)
         except ValueError:
-            raise self._fail(name, raw, "expected " + ("an integer" if integer else "a number")) from None
+            return self._fail(name, raw, "allowed: " + ("an integer" if integer else "a number"), default)
         if value != value or (low is not None and value < low) or (high is not None and value > high):
             bounds = f"{low if low is not None else '-inf'} <= value <= {high if high is not None else 'inf'}"
-            raise self._fail(name, raw, f"allowed: {bounds}")
+            return self._fail(name, raw, f"allowed: {bounds}", default)
         return value
 
     def flag(self, name: str, default: bool) -> bool:
@@ -133,7 +170,7 @@ class _Reader:
             return True
         if value in ("0", "false", "no", "off"):
             return False
-        raise self._fail(name, raw, "allowed: true, false (or 1, 0, yes, no, on, off)")
+        return self._fail(name, raw, "allowed: true, false (or 1, 0, yes, no, on, off)", default)
 
     def identifier(self, name: str, default: str) -> str:
         raw = self.env.get(name)
@@ -141,7 +178,8 @@ class _Reader:
             return default
         value = raw.strip()
         if not (value[:1].isalpha() and value.isascii() and value.replace("_", "a").isalnum() and value.islower()):
-            raise self._fail(name, raw, "allowed: lower-case letters, digits and '_', starting with a letter")
+            return self._fail(name, raw, "allowed: lower-case letters, digits and '_', starting with a letter",
+                              default)
         return value
 
     def loopback(self, name: str) -> str | None:
@@ -151,8 +189,8 @@ class _Reader:
             return None
         host, _, port = raw.rpartition(":")
         if host not in ("127.0.0.1", "localhost", "[::1]") or not port.isdigit():
-            raise self._fail(name, raw, "expected 127.0.0.1:PORT or localhost:PORT (a local MetricService; "
-                                        "unset it to export to Cloud Monitoring)")
+            return self._fail(name, raw, "allowed: 127.0.0.1:PORT or localhost:PORT (a local MetricService; "
+                                         "unset it to export to Cloud Monitoring)", None)
         return raw
 
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 import sys
 import time
 
+_time_ns = time.time_ns
+
 try:  # the C accelerator of the json package, without importing json (which pulls in re and enum)
     from _json import encode_basestring_ascii as escape  # str -> quoted JSON string
     from _json import make_encoder
@@ -208,14 +210,17 @@ class Clock:
 
     def now(self) -> str:
         """The current time. Digits of time_ns() sliced: the cheapest way to microseconds in Python."""
-        digits = str(time.time_ns())
+        digits = str(_time_ns())
+        if digits[:10] != self._ns_second or len(digits) != 19:
+            return self._new_second(digits)
+        return f"{self._ns_prefix}{digits[10:16]}Z"
+
+    def _new_second(self, digits: str) -> str:
         if len(digits) != 19:  # seconds have 10 digits from 2001 to 2286
             return self.stamp(time.time())
-        second = digits[:10]
-        if second != self._ns_second:
-            self._ns_prefix = time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(int(second)))
-            self._ns_second = second
-        return self._ns_prefix + digits[10:16] + "Z"
+        self._ns_prefix = time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(int(digits[:10])))
+        self._ns_second = digits[:10]
+        return f"{self._ns_prefix}{digits[10:16]}Z"
 
     def stamp(self, now: float) -> str:
         """A given time (a buffered line keeps the time it was logged at)."""

@@ -15,7 +15,7 @@ log-based metrics read, see `logexport`), `monitoring` (Cloud Monitoring custom 
 
 from __future__ import annotations
 
-import _thread
+import _thread  # the C lock: `threading` costs ~2 ms of import on a cold start
 
 from gcfkit import settings as _settings
 from gcfkit.metrics.registry import Counter, Gauge, Histogram, Registry, Timer
@@ -83,7 +83,8 @@ class Metrics:
 
     def increment(self, name: str, value: int = 1, **labels: str) -> None:
         metric = self._shortcuts.get(name)
-        if metric is None or metric.registry is not self.registry or type(metric) is not Counter:
+        # `self._registry or _registry` is the registry property without its call (this runs per recording).
+        if metric is None or metric.registry is not (self._registry or _registry) or type(metric) is not Counter:
             metric = self._shortcuts[name] = self.registry.counter(name)
         metric.inc_series(metric.series_for(labels), value)
 
@@ -92,7 +93,7 @@ class Metrics:
 
     def observe(self, name: str, value: float, unit: str = "ms", **labels: str) -> None:
         metric = self._shortcuts.get(name)
-        if metric is None or metric.registry is not self.registry or type(metric) is not Histogram:
+        if metric is None or metric.registry is not (self._registry or _registry) or type(metric) is not Histogram:
             metric = self._shortcuts[name] = self.registry.histogram(name, unit)
         metric.observe_series(metric.series_for(labels), value)
 

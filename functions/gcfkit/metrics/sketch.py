@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 
+_log, _ceil = math.log, math.ceil  # add() runs on every observation: no module attribute lookups
 
 class QuantileSketch:
     __slots__ = ("_log_gamma", "count", "gamma", "max", "max_buckets", "min", "min_value", "negative", "positive",
@@ -49,19 +50,23 @@ class QuantileSketch:
     def add(self, value: float, count: int = 1) -> None:
         if value > self.min_value:
             store = self.positive
-            key = math.ceil(math.log(value) / self._log_gamma)
+            key = _ceil(_log(value) / self._log_gamma)
         elif value < -self.min_value:
             store = self.negative
-            key = math.ceil(math.log(-value) / self._log_gamma)
+            key = _ceil(_log(-value) / self._log_gamma)
         elif value == value:
             self.zeros += count
             store = None
         else:  # NaN: it has no rank
             return
         if store is not None:
-            store[key] = store.get(key, 0) + count
-            if len(store) > self.max_buckets:
-                self._collapse(store)
+            held = store.get(key)
+            if held is not None:
+                store[key] = held + count
+            else:  # a new bucket: only then can there be too many
+                store[key] = count
+                if len(store) > self.max_buckets:
+                    self._collapse(store)
         self.count += count
         self.sum += value * count
         self.squares += value * value * count
@@ -89,24 +94,29 @@ class QuantileSketch:
         store[target] = store.get(target, 0) + merged
 
     def quantile(self, q: float) -> float | None:
-        """The value at quantile q (0..1), within relative_accuracy; None when empty."""
+        """The value at quantile q (0..1), within relative_accuracy; None when empty.
+
+        Always within [min, max]: a bucket's representative may lie outside the values it holds (one value
+        of 1.0 sits in a bucket whose representative is 0.99), and a p50 below the minimum is nonsense."""
         if not self.count:
             return None
         if not 0 <= q <= 1:
             raise ValueError(f"quantile must be between 0 and 1, got {q}")
-        rank = q * (self.count - 1)
+        return min(max(self._bucket_quantile(q * (self.count - 1)), self.min), self.max)
+
+    def _bucket_quantile(self, rank: float) -> float:
         seen = 0
         for key in sorted(self.negative, reverse=True):
             seen += self.negative[key]
             if seen > rank:
-                return max(-self.value(key), self.min)
+                return -self.value(key)
         seen += self.zeros
         if seen > rank:
             return 0.0
         for key in sorted(self.positive):
             seen += self.positive[key]
             if seen > rank:
-                return min(self.value(key), self.max)
+                return self.value(key)
         return self.max
 
     def merge(self, other: QuantileSketch) -> None:

@@ -82,7 +82,7 @@ def test_config_check_names_what_is_missing(obs_env, monkeypatch):
         config_check()()
     monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", "demo-obs")
     monkeypatch.setenv("GCFKIT_METRICS_EXPORT", "logs")
-    with pytest.raises(ValueError, match="GCFKIT_METRICS_EXPORT='logs': allowed: log, monitoring, off"):
+    with pytest.raises(ValueError, match="GCFKIT_METRICS_EXPORT: got 'logs'; allowed: log, monitoring, off"):
         config_check()()
 
 

@@ -52,7 +52,7 @@ def test_levels_come_from_log_level_and_gcfkit_log_level_wins(obs_env):
 
 
 def test_a_bad_log_level_names_the_variable(obs_env):
-    with pytest.raises(SettingsError, match=r"LOG_LEVEL='LOUD': allowed: DEBUG, INFO"):
+    with pytest.raises(SettingsError, match=r"LOG_LEVEL: got 'LOUD'; allowed: DEBUG, INFO"):
         obs_env(LOG_LEVEL="LOUD")
 
 

@@ -40,3 +40,11 @@ def test_an_unknown_route_is_a_json_404_with_request_logs(api, lines):
     for entry in (start, end):
         assert check_entry(entry)["logging.googleapis.com/labels"]["execution_id"] == "x1"
     assert end["httpRequest"]["status"] == 404 and end["severity"] == "WARNING"
+
+
+@pytest.mark.firestore
+def test_the_frameworks_own_answers_are_json_too(api, lines):
+    response = api.get("/robots.txt")
+    assert response.status_code == 404 and response.get_json() == {"error": "not_found", "message": "Not Found"}
+    (entry,) = lines()
+    assert check_entry(entry, invocation=False)["httpRequest"]["status"] == 404

@@ -62,3 +62,20 @@ def test_zeros_empty_merge_and_bad_arguments():
         QuantileSketch(relative_accuracy=0)
     with pytest.raises(ValueError, match="different relative accuracy"):
         a.merge(QuantileSketch(relative_accuracy=0.05))
+
+
+@pytest.mark.parametrize("values", [
+    [1.0], [5.0, 5.0, 5.0], [-1.0], [1e-12], [-1e-12], [2.0, 2.0001], [-3.0, 1.0], [0.0, 1.0], [-1.0, 0.0],
+])
+def test_quantiles_stay_within_min_and_max(values):
+    # A bucket's representative can lie outside the values in it: one value of 1.0 sits in the bucket
+    # represented by 0.99, which made p50 smaller than the minimum.
+    sketch = QuantileSketch()
+    for value in values:
+        sketch.add(value)
+    for q in (0, 0.01, 0.5, 0.95, 0.99, 1):
+        assert min(values) <= sketch.quantile(q) <= max(values), (values, q, sketch.quantile(q))
+    summary = sketch.summary()
+    assert summary["min"] <= summary["p50"] <= summary["p95"] <= summary["p99"] <= summary["max"], summary
+    if len(set(values)) == 1:
+        assert summary["p50"] == summary["p99"] == values[0]

@@ -14,6 +14,7 @@ def test_traceparent():
     assert parse_traceparent(f"00-{TRACE}-00f067aa0ba902b7-03") == (TRACE, "00f067aa0ba902b7", True)
     # A later version may append fields; version 00 may not.
     assert parse_traceparent(f"01-{TRACE}-00f067aa0ba902b7-01-future") == (TRACE, "00f067aa0ba902b7", True)
+    assert parse_traceparent(f" 00-{TRACE}-00f067aa0ba902b7-01\t") == (TRACE, "00f067aa0ba902b7", True)
 
 
 @pytest.mark.parametrize("header", [
@@ -21,6 +22,7 @@ def test_traceparent():
     f"ff-{TRACE}-00f067aa0ba902b7-01", f"00-{'0' * 32}-00f067aa0ba902b7-01", f"00-{TRACE}-{'0' * 16}-01",
     f"00-{TRACE}-00f067aa0ba902b7-01-extra", f"00-{TRACE[:-1]}g-00f067aa0ba902b7-01",
     f"00-{TRACE}-00f067aa0ba902b-01", f"00_{TRACE}-00f067aa0ba902b7-01", f"00-{TRACE}-00f067aa0ba902b7-0x",
+    f"01-{TRACE}-00f067aa0ba902b7-01x", f"01-{TRACE}-00f067aa0ba902b7-01-a b", f"00-{TRACE}-00f067aa0ba902b7-011",
 ])
 def test_malformed_traceparent_is_ignored(header):
     assert parse_traceparent(header) is None

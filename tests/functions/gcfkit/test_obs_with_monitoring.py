@@ -53,6 +53,17 @@ def test_x_cloud_trace_context_gives_the_trace_and_a_hex_span(served, lines):
         assert entry["logging.googleapis.com/spanId"] == "000000000000007b"
 
 
+def test_a_valid_traceparent_wins_over_x_cloud_trace_context_and_a_malformed_one_falls_back(served, lines):
+    client = served("obs_http_app.py", "orders")
+    other = "a" * 32
+    client.get("/orders", headers={"traceparent": TRACEPARENT, "X-Cloud-Trace-Context": f"{other}/5;o=0"})
+    assert {(e["logging.googleapis.com/trace"], e["logging.googleapis.com/spanId"]) for e in lines()} == {
+        (f"projects/demo-obs/traces/{TRACE_ID}", "00f067aa0ba902b7")}
+    client.get("/orders", headers={"traceparent": "00-broken", "X-Cloud-Trace-Context": f"{other}/5;o=1"})
+    assert {(e["logging.googleapis.com/trace"], e["logging.googleapis.com/spanId"]) for e in lines()} == {
+        (f"projects/demo-obs/traces/{other}", "0000000000000005")}
+
+
 def test_malformed_trace_headers_are_ignored(served, lines):
     client = served("obs_http_app.py", "orders")
     response = client.get("/orders", headers={"traceparent": "00-xyz-abc-01", "X-Cloud-Trace-Context": "nope/1;o=7"})
@@ -223,7 +234,7 @@ def test_a_cloud_event_is_logged_with_its_attributes_and_trace(served, lines):
     assert end["invocation"]["status"] == "success" and end["event"]["type"].endswith("finalized")
 
 
-def test_a_failed_cloud_event_is_a_bare_500_so_the_trigger_retries(served, lines):
+def test_a_failed_cloud_event_is_a_500_so_the_trigger_retries(served, lines):
     client = served("obs_event_app.py", "on_upload", signature_type="cloudevent")
     response = client.post("/", data=_cloud_event("poison.csv"), content_type="application/cloudevents+json")
     text = response.get_data(as_text=True)

@@ -6,7 +6,8 @@ deploy stops before the emulator's functions or any infrastructure are touched.
 What it runs is the migration gate (kit/migrate.py, alone: `make migrate-plan ENV=x`): a dry run of every
 pending migration against the environment's Firestore, validated. Checksum drift, an error, a failed
 validation, a migration running right now, or an irreversible migration nobody approved (versions in
-GCF_KIT_APPROVE_IRREVERSIBLE) stop the deploy with the reason. A local environment then applies the plan
+GCF_KIT_APPROVE_IRREVERSIBLE; in CI the deploy workflow's approve_irreversible input) stop the deploy with
+the reason. A local environment then applies the plan
 it just dry-ran (the emulator's data is disposable); a cloud environment leaves that to the approved
 `make migrate ENV=x` (in CI: the job bound to the protected GitHub environment).
 """

@@ -8,7 +8,7 @@ environment's database and adds what a deploy needs:
   running migration or an irreversible migration nobody approved raise StageFailed, so the deploy stops.
 - `apply` (`make migrate ENV=x`): needs approval (typing the environment's name in a terminal, or in CI
   GCF_KIT_MIGRATE_APPROVED=<env>, set only by the job bound to the protected GitHub environment) and applies
-  exactly the versions and file checksums of the plan file, or refuses.
+  exactly the versions, file checksums and irreversible approvals of the plan file, or refuses.
 - `new_revision` (`make migration NAME=...`): renders templates/migration.py.j2 as the next version.
 - `seed` (`make seed`): the example data, in its pre-migration shape, into a local environment's emulator.
 - `status`, `validate` (read only), `down`, `stamp` (approved like `apply`) for an environment.
@@ -49,9 +49,12 @@ def plan_path(env: Environment) -> Path:
     return state / env.name / "migration-plan.json"
 
 
-def approved_irreversible(extra: str = "") -> frozenset[str]:
-    text = f"{os.environ.get(IRREVERSIBLE_VARIABLE, '')},{extra}"
-    return frozenset(v.strip() for v in text.split(",") if v.strip())
+def approved_irreversible(extra: frozenset[str] = frozenset()) -> frozenset[str]:
+    """`extra` (APPROVE_IRREVERSIBLE=..., parsed by argparse) and GCF_KIT_APPROVE_IRREVERSIBLE, parsed alike."""
+    try:
+        return command.versions(os.environ.get(IRREVERSIBLE_VARIABLE, "")) | extra
+    except argparse.ArgumentTypeError as exc:
+        raise StageFailed(f"{IRREVERSIBLE_VARIABLE}: {exc}") from None
 
 
 @contextmanager
@@ -133,21 +136,19 @@ def apply(env: Environment, plan_file: Path | None = None, *, stages: Stages | N
           interactive: bool | None = None, confirm: Callable[[str], str] = input) -> list:
     """The real run of a reviewed plan: approval first, then exactly the plan's versions and checksums."""
     path = plan_file or plan_path(env)
-    with _reported(env, "nothing was applied"):
-        plan = command.read_plan(path)
-    if plan["project"] != env.project:
-        raise StageFailed(f"{path} is a plan for project {plan['project']}, not {env.project} ({env.name}); "
-                          f"make one with `make migrate-plan ENV={env.name}`")
-    if plan.get("problems"):
-        raise StageFailed(f"{path} has problems, so it cannot be applied; fix them and plan again:\n  - "
-                          + "\n  - ".join(plan["problems"]))
-    versions = ", ".join(m["version"] for m in plan["migrations"]) or "none"
-    if plan["migrations"]:
-        _approve(env, f"apply migration(s) {versions} (plan {plan['plan_id']}) to project {env.project}",
-                 interactive, confirm)
-    with database(env) as client, _reported(env, "see the engine's message for what was applied"):
-        records = engine.Engine(client, command.migrations_directory()).up(None, command.pinned_versions(plan))
-    _say(stages, f"{env.name}: applied {versions} exactly as planned ({plan['plan_id']})" if records
+    with database(env) as client:
+        with _reported(env, "nothing was applied"):
+            plan = command.read_plan(path, client, make_plan=f"`make migrate-plan ENV={env.name}`")
+        versions = ", ".join(plan.versions) or "none"
+        irreversible = f", irreversible: {', '.join(sorted(plan.approved_irreversible))}" \
+            if plan.approved_irreversible else ""
+        if plan.versions:
+            _approve(env, f"apply migration(s) {versions} (plan {plan.plan_id}{irreversible}) to project "
+                     f"{env.project}", interactive, confirm)
+        with _reported(env, "see the engine's message for what was applied"):
+            records = command.apply_plan(engine.Engine(client, command.migrations_directory()), plan)
+    applied = ", ".join(record.version for record in records)
+    _say(stages, f"{env.name}: applied {applied} exactly as planned ({plan.plan_id})" if records
          else f"{env.name}: nothing to apply")
     return records
 
@@ -243,7 +244,8 @@ def main(argv: list[str] | None = None) -> int:
     plan_cmd = sub.add_parser("plan", help="the deploy gate alone: dry run, validate, write the plan file")
     plan_cmd.add_argument("env")
     plan_cmd.add_argument("--out", type=Path, help="plan file (default .local/<env>/migration-plan.json)")
-    plan_cmd.add_argument("--approve-irreversible", default="", help="comma-separated versions")
+    plan_cmd.add_argument("--approve-irreversible", type=command.versions, default=frozenset(),
+                          help="comma-separated versions of irreversible migrations you approve")
     apply_cmd = sub.add_parser("apply", help="apply the reviewed plan (needs approval)")
     apply_cmd.add_argument("env")
     apply_cmd.add_argument("--plan", type=Path, help="plan file (default .local/<env>/migration-plan.json)")

@@ -6,7 +6,8 @@ script is standard library only. It:
    (the exact bytes the functions were deployed from);
 2. unpacks it into GCF_KIT_WORKDIR (default /workspace/functions) and installs its requirements.txt;
 3. replaces itself with `python -m gcfkit.migrations <args>` run in that folder (the job's args, `up` unless
-   an execution overrides them). CLOUD_RUN_TASK_INDEX / CLOUD_RUN_TASK_COUNT pass through unchanged.
+   an execution overrides them; `up` applies exactly the reviewed plan GCFKIT_MIGRATION_PLAN names, or
+   refuses). CLOUD_RUN_TASK_INDEX / CLOUD_RUN_TASK_COUNT and the other variables pass through unchanged.
 
 The stack embeds this file's text in the job (`python -c <this file> up`); tests run it the same way.
 """

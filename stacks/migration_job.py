@@ -6,6 +6,11 @@ How the job gets the code: a stock Python image (`python:<runtime version>-slim`
 (embedded in the job's command) verifies the hashed bundle's sha256, unpacks it, installs its requirements.txt
 and runs `python -m gcfkit.migrations up` in the unpacked `functions/`. So the job runs exactly the bytes the
 functions run, and a code change updates the job in the same apply (the bundle name and hash change).
+
+What the job applies: exactly the reviewed plan uploaded to `gs://<source bucket>/migration-plan.json`
+(GCFKIT_MIGRATION_PLAN points `up` at it through the same mount), or nothing: with no plan there, a plan for
+other versions or files, or an irreversible migration the plan did not approve, `up` refuses. Uploading
+that object is the approval, so only the deployer may write the bucket; the job's account only reads it.
 Applying the stack defines the job; it runs when executed:
 `gcloud run jobs execute gcf-kit-migrations --region R --wait` (add `--args=plan` for a dry run).
 """
@@ -14,7 +19,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cdktn import TerraformStack
+from cdktn import TerraformOutput, TerraformStack
 from cdktn_provider_google.cloud_run_v2_job import (
     CloudRunV2Job,
     CloudRunV2JobTemplate,
@@ -31,10 +36,12 @@ from cdktn_provider_google.storage_bucket_iam_member import StorageBucketIamMemb
 from kit.bundle import Bundle
 from kit.config import Environment, MigrationJob
 from stacks import iam
-from stacks.source import Source
+from stacks.source import Source, bucket_name
 
 JOB_NAME = "gcf-kit-migrations"
 BUNDLE_MOUNT = "/bundle"
+PLAN_OBJECT = "migration-plan.json"  # in the source bucket: the reviewed plan an execution applies
+ARGS = ["up"]  # an execution may override them (`--args=plan`, `--args=status`)
 # The bootstrap's code without its module docstring (the job spec carries the code, the repository the docs).
 _, _, BOOTSTRAP = (Path(__file__).parent / "job_bootstrap.py").read_text(encoding="utf-8").partition('"""\n\n')
 IMAGES = {"python312": "docker.io/library/python:3.12-slim", "python313": "docker.io/library/python:3.13-slim"}
@@ -43,6 +50,16 @@ IMAGES = {"python312": "docker.io/library/python:3.12-slim", "python313": "docke
 def image_for(env: Environment, job: MigrationJob) -> str:
     """The env file's image, or the stock Python image matching the functions' runtime."""
     return job.image or IMAGES[env.runtime]
+
+
+def job_environment(env: Environment, bundle: Bundle) -> dict[str, str]:
+    """The job's variables: which bundle to run (and its hash), and which plan `up` applies."""
+    return {
+        "GCF_KIT_BUNDLE": f"{BUNDLE_MOUNT}/{bundle.object_name}",
+        "GCF_KIT_BUNDLE_SHA256": bundle.sha256,
+        "GCFKIT_MIGRATION_PLAN": f"{BUNDLE_MOUNT}/{PLAN_OBJECT}",
+        "GOOGLE_CLOUD_PROJECT": env.project,
+    }
 
 
 def add_migration_job(stack: TerraformStack, env: Environment, job: MigrationJob, *, bundle: Bundle,
@@ -56,11 +73,8 @@ def add_migration_job(stack: TerraformStack, env: Environment, job: MigrationJob
     # Bucket-level, read-only: the job reads the bundle and nothing else in storage.
     reader = StorageBucketIamMember(stack, "migration_job_source_reader", bucket=source.bucket.name,
                                     role="roles/storage.objectViewer", member=account.member)
-    environment = {
-        "GCF_KIT_BUNDLE": f"{BUNDLE_MOUNT}/{bundle.object_name}",
-        "GCF_KIT_BUNDLE_SHA256": bundle.sha256,
-        "GOOGLE_CLOUD_PROJECT": project,
-    }
+    TerraformOutput(stack, "migration_plan_object", value=f"gs://{bucket_name(env)}/{PLAN_OBJECT}",
+                    description="upload the reviewed plan (make migrate-plan PLAN=...) here; the job applies it")
     return CloudRunV2Job(
         stack, "migration_job", project=project, name=JOB_NAME, location=env.region,
         # The job holds no data; recreating it is harmless, and turning migration_job off must be able to delete it.
@@ -75,9 +89,9 @@ def add_migration_job(stack: TerraformStack, env: Environment, job: MigrationJob
                         bucket=source.bucket.name, read_only=True))],
                 containers=[CloudRunV2JobTemplateTemplateContainers(
                     name="migrations", image=image_for(env, job),
-                    command=["python", "-c", BOOTSTRAP], args=["up"],
+                    command=["python", "-c", BOOTSTRAP], args=ARGS,
                     env=[CloudRunV2JobTemplateTemplateContainersEnv(name=k, value=v)
-                         for k, v in environment.items()],
+                         for k, v in job_environment(env, bundle).items()],
                     resources=CloudRunV2JobTemplateTemplateContainersResources(
                         limits={"cpu": job.cpu, "memory": job.memory}),
                     volume_mounts=[CloudRunV2JobTemplateTemplateContainersVolumeMounts(

@@ -47,7 +47,7 @@ def kit_env(firestore, firestore_emulator, tmp_path, monkeypatch):
     monkeypatch.setenv("GCF_KIT_STATE_DIR", str(tmp_path / "state"))
     migrations = tmp_path / "migrations"
     migrations.mkdir()
-    monkeypatch.setenv("GCF_KIT_MIGRATIONS_DIR", str(migrations))
+    monkeypatch.setenv("GCFKIT_MIGRATIONS_DIR", str(migrations))
 
     class Kit:
         client = firestore
@@ -79,7 +79,7 @@ def run_hook(env: Environment) -> str:
 
 
 def test_local_deploy_dry_runs_then_applies_the_shipped_migrations(kit_env, monkeypatch):
-    monkeypatch.delenv("GCF_KIT_MIGRATIONS_DIR")
+    monkeypatch.delenv("GCFKIT_MIGRATIONS_DIR")
     write(kit_env.client, example_data(users=4, problems=2, sessions=6))
     output = run_hook(kit_env.local)
     assert "plan ok: 3 migration(s) would run" in output
@@ -123,11 +123,19 @@ def test_the_gate_stops_on_checksum_drift(kit_env):
 def test_an_irreversible_migration_needs_approval(kit_env, monkeypatch):
     kit_env.items(2)
     kit_env.revision("0001", "bump", BUMP, irreversible=True)
-    with pytest.raises(StageFailed, match=r"0001 bump is irreversible and needs explicit approval "
-                                          r"\(APPROVE_IRREVERSIBLE=0001\)"):
+    with pytest.raises(StageFailed, match=r"0001 bump is irreversible and needs explicit approval: "
+                                          r"APPROVE_IRREVERSIBLE=0001 \(make"):
         run_hook(kit_env.cloud)
     monkeypatch.setenv(migrate.IRREVERSIBLE_VARIABLE, "0001")
     assert "1 migration(s) pending in staging" in run_hook(kit_env.cloud)
+    asked = []
+    migrate.apply(kit_env.cloud, interactive=True, confirm=lambda prompt: asked.append(prompt) or "staging")
+    assert "irreversible: 0001" in asked[0], "the approval prompt names the irreversible migration"
+    assert kit_env.client.document("_migrations/0001").get().get("status") == "applied"
+
+    monkeypatch.setenv(migrate.IRREVERSIBLE_VARIABLE, "0001,latest")
+    with pytest.raises(StageFailed, match=f"{migrate.IRREVERSIBLE_VARIABLE}: 'latest' is not a version"):
+        run_hook(kit_env.cloud)
 
 
 def test_make_migrate_needs_approval_and_applies_exactly_the_plan(kit_env, monkeypatch):
@@ -159,8 +167,12 @@ def test_a_plan_for_another_project_is_refused(kit_env):
     path = migrate.plan_path(kit_env.cloud)
     migrate.gate(kit_env.cloud)
     other = environment("staging", project="demo-other-project")
-    with pytest.raises(StageFailed, match=f"is a plan for project {PROJECT}, not demo-other-project"):
+    with pytest.raises(StageFailed, match=rf"is a plan for project {PROJECT} \(database \(default\)\), not "
+                                          r"demo-other-project .*make one for this database with "
+                                          r"`make migrate-plan ENV=staging`"):
         migrate.apply(other, path, interactive=False)
+    with pytest.raises(StageFailed, match=r"no plan file. Make one with `make migrate-plan ENV=staging`; review it"):
+        migrate.apply(kit_env.cloud, path.with_name("nothing.json"), interactive=False)
 
 
 def test_a_real_project_is_never_reached_through_an_emulator(kit_env):
@@ -192,7 +204,7 @@ def test_python_m_kit_migrate_plan_and_apply_an_environment_file(kit_env, tmp_pa
         "firestore_port: 8787", f"firestore_port: {firestore_emulator.port}"))
     kit_env.items(2)
     kit_env.revision("0001", "bump", BUMP)
-    environ = {**os.environ, "GCF_KIT_ENVIRONMENTS_DIR": str(environments), "GCF_KIT_MIGRATION_PROGRESS": "0"}
+    environ = {**os.environ, "GCF_KIT_ENVIRONMENTS_DIR": str(environments), "GCFKIT_MIGRATION_PROGRESS": "0"}
     environ.pop("FIRESTORE_EMULATOR_HOST")  # the environment file says where the emulator is
 
     def kit(*args: str) -> subprocess.CompletedProcess:
@@ -221,7 +233,8 @@ def test_ci_tests_pull_requests_and_deploys_migrate_only_behind_the_protected_en
     workflows = ROOT / ".github" / "workflows"
     ci = yaml.safe_load((workflows / "ci.yml").read_text())
     assert "pull_request" in ci[True] and ci["jobs"]["test"]["steps"][-1]["run"] == ".ci/run"  # `on:` parses as True
-    jobs = yaml.safe_load((workflows / "deploy.yml").read_text())["jobs"]
+    deploy = yaml.safe_load((workflows / "deploy.yml").read_text())
+    jobs = deploy["jobs"]
     runs = {name: " ".join(step.get("run", "") for step in job.get("steps", [])) for name, job in jobs.items()}
     migrating = [name for name, text in runs.items() if "make migrate " in text]
     assert migrating == ["migrate-and-deploy"]
@@ -231,3 +244,8 @@ def test_ci_tests_pull_requests_and_deploys_migrate_only_behind_the_protected_en
     assert [n for n, j in jobs.items() if migrate.APPROVAL_VARIABLE in str(j)] == ["migrate-and-deploy"]
     assert job["needs"] == "migrate-plan" and jobs["migrate-plan"]["needs"] == "test"
     assert "make migrate-plan" in runs["migrate-plan"] and "PLAN=migration-plan.json" in runs["migrate-and-deploy"]
+    # An irreversible migration can be approved: the dispatcher's input reaches the gate of the plan job only.
+    assert deploy[True]["workflow_dispatch"]["inputs"]["approve_irreversible"]["type"] == "string"
+    approving = [n for n, j in jobs.items() if migrate.IRREVERSIBLE_VARIABLE in str(j)]
+    assert approving == ["migrate-plan"]
+    assert jobs["migrate-plan"]["env"][migrate.IRREVERSIBLE_VARIABLE] == "${{ inputs.approve_irreversible }}"

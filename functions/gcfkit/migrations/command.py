@@ -10,11 +10,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
+from gcfkit.migrations.client import database_id
 from gcfkit.migrations.engine import Engine, Plan, StatusRow
-from gcfkit.migrations.errors import MigrationError
+from gcfkit.migrations.errors import MigrationError, PlanMismatch
 
 DEFAULT_DIRECTORY = Path(__file__).resolve().parents[2] / "migrations"  # functions/migrations in the bundle
 
@@ -26,22 +28,33 @@ def version(text: str) -> str:
     return text
 
 
+def versions(text: str) -> frozenset[str]:
+    """Comma-separated versions ("0004,0005"): the one parser of irreversible-migration approvals, for the engine's
+    `--approve-irreversible` and the kit's APPROVE_IRREVERSIBLE alike. Raises argparse.ArgumentTypeError."""
+    found = frozenset(v.strip() for v in text.split(",") if v.strip())
+    for text_version in found:
+        version(text_version)
+    return found
+
+
 def migrations_directory(explicit: str | None = None) -> Path:
-    return Path(explicit or os.environ.get("GCF_KIT_MIGRATIONS_DIR") or DEFAULT_DIRECTORY)
+    return Path(explicit or os.environ.get("GCFKIT_MIGRATIONS_DIR") or DEFAULT_DIRECTORY)
 
 
 def make_client(project: str | None = None, database: str | None = None):
     from google.cloud import firestore
 
     project = project or os.environ.get("GOOGLE_CLOUD_PROJECT") or os.environ.get("GCLOUD_PROJECT")
-    return firestore.Client(project=project, database=database or os.environ.get("GCF_KIT_FIRESTORE_DATABASE"))
+    return firestore.Client(project=project, database=database or os.environ.get("GCFKIT_FIRESTORE_DATABASE"))
 
 
 def status(engine: Engine, out: TextIO) -> int:
     rows, lock = engine.status()
-    print(f"{'version':<8} {'status':<10} {'checksum':<13} {'applied/reverted':<21} {'docs':>8}  name", file=out)
+    by = max([len("by"), *(len(row.record.applied_by) for row in rows if row.record)])
+    print(f"{'version':<8} {'status':<10} {'checksum':<13} {'applied/reverted':<21} {'docs':>8}  {'by':<{by}}  name",
+          file=out)
     for row in rows:
-        print(_status_line(row), file=out)
+        print(_status_line(row, by), file=out)
     if not rows:
         print(f"(no migrations in {engine.directory})", file=out)
     if lock:
@@ -53,7 +66,7 @@ def status(engine: Engine, out: TextIO) -> int:
     return 1 if drifted else 0
 
 
-def _status_line(row: StatusRow) -> str:
+def _status_line(row: StatusRow, by_width: int) -> str:
     record, revision = row.record, row.revision
     name = revision.name if revision else f"{record.name if record else ''} (NO FILE)"
     checksum = (record.short_checksum if record and record.status != "reverted" else
@@ -63,7 +76,8 @@ def _status_line(row: StatusRow) -> str:
                              ("stamped", record and record.stamped)) if on]
     error = f"\n         {record.error}" if record and record.error else ""
     touched = record.documents_touched if record and record.finished_at else ""
-    return (f"{row.version:<8} {row.state:<10} {checksum:<13} {when:<21} {touched:>8}  {name}"
+    by = record.applied_by if record else ""
+    return (f"{row.version:<8} {row.state:<10} {checksum:<13} {when:<21} {touched:>8}  {by:<{by_width}}  {name}"
             f"{'  [' + ', '.join(flags) + ']' if flags else ''}{error}")
 
 
@@ -72,7 +86,8 @@ def render_plan(plan: Plan, out: TextIO) -> None:
     print(f"migration plan {plan.plan_id} for project {plan.project} (database {plan.database}): "
           f"{pending} pending", file=out)
     for m in plan.migrations:
-        flags = ", ".join(f for f, on in (("IRREVERSIBLE", m.irreversible), ("resumes a partial run", m.resumes)) if on)
+        irreversible = "IRREVERSIBLE (approved)" if m.version in plan.approved_irreversible else "IRREVERSIBLE"
+        flags = ", ".join(f for f, on in ((irreversible, m.irreversible), ("resumes a partial run", m.resumes)) if on)
         print(f"\n  {m.version} {m.name}  [sha256 {m.checksum.removeprefix('sha256:')[:12]}]"
               f"{'  ' + flags if flags else ''}", file=out)
         for step in m.steps:
@@ -124,20 +139,48 @@ def write_plan(plan: Plan, path: Path) -> None:
     path.write_text(json.dumps(plan.as_dict(), indent=2, default=str) + "\n")
 
 
-def read_plan(path: Path) -> dict:
+@dataclass(frozen=True)
+class PlanFile:
+    """A reviewed plan read back from its file: exactly what may be applied, and nothing else."""
+
+    path: Path
+    plan_id: str
+    pinned: list[list[str]]  # [version, file checksum] of every migration, in order
+    approved_irreversible: frozenset[str]
+    to: str | None  # the plan's `--to`, if it had one
+
+    @property
+    def versions(self) -> list[str]:
+        return [version for version, _ in self.pinned]
+
+
+def read_plan(path: Path, client, make_plan: str | None = None) -> PlanFile:
+    """The plan at `path`, if it can be applied to `client`'s database: written by `plan --out`, for this project
+    and database, without problems. Otherwise MigrationError/PlanMismatch saying what to do; `make_plan` is how
+    the caller's user makes a new plan (the engine's command unless the kit says otherwise)."""
+    remedy = make_plan or f"`python -m gcfkit.migrations plan --out {path}`"
     try:
         data = json.loads(path.read_text())
     except FileNotFoundError:
-        raise MigrationError(f"{path}: no plan file; make one with `plan --out {path}` (`make migrate-plan`)") from None
+        raise MigrationError(f"{path}: no plan file. Make one with {remedy}; review it, then apply it") from None
     except ValueError:
         data = None
-    if not isinstance(data, dict) or not {"plan_id", "project", "migrations"} <= data.keys():
-        raise MigrationError(f"{path}: not a migration plan written by `plan --out`; make a new one")
-    return data
+    if not isinstance(data, dict) or not {"plan_id", "project", "database", "migrations"} <= data.keys():
+        raise MigrationError(f"{path}: not a migration plan written by `plan --out`; make a new one with {remedy}")
+    target = (client.project, database_id(client))
+    if (data["project"], data["database"]) != target:
+        raise PlanMismatch(f"{path} is a plan for project {data['project']} (database {data['database']}), not "
+                           f"{target[0]} (database {target[1]}); make one for this database with {remedy}")
+    if data.get("problems"):
+        raise PlanMismatch(f"{path} has problems, so it cannot be applied; fix them and plan again with {remedy}:"
+                           "\n  - " + "\n  - ".join(data["problems"]))
+    return PlanFile(path, data["plan_id"], [[m["version"], m["checksum"]] for m in data["migrations"]],
+                    frozenset(data.get("approved_irreversible", ())), data.get("to"))
 
 
-def pinned_versions(plan: dict) -> list[list[str]]:
-    return [[m["version"], m["checksum"]] for m in plan["migrations"]]
+def apply_plan(engine: Engine, plan: PlanFile, approved_irreversible: frozenset[str] = frozenset()) -> list:
+    """`up` of exactly the plan's versions and files; irreversible ones approved when planning (or now) may run."""
+    return engine.up(plan.to, plan.pinned, plan.approved_irreversible | approved_irreversible)
 
 
 def validate(engine: Engine, out: TextIO) -> int:

@@ -95,8 +95,8 @@ def apply(fn: Callable, path: str, data: dict, update_time: Any, children: Calla
         raise DocumentFailed(
             f"migration {version}: the transform failed on document {path}: {type(exc).__name__}: {exc} "
             f"({where.filename}:{where.lineno}). Nothing of this document's batch was written; earlier batches are "
-            "committed and checkpointed. Fix the document and run `up` again: it resumes here. To change the "
-            "migration file instead, run `down` to the previous version first, then `up`.") from exc
+            "committed and checkpointed. Fix the document and apply again: it resumes here. To change the "
+            "migration file instead, first revert to the previous version (migrate-down), then plan again.") from exc
     new = doc.data if result is None else result
     if new is DELETE:
         return Change(path, [Write("delete", path, update_time=update_time), *doc._extra], before=original,

@@ -18,6 +18,7 @@ from google.cloud import firestore
 from google.cloud.firestore_v1.services.firestore import client as firestore_client
 from google.cloud.firestore_v1.services.firestore.transports.grpc import FirestoreGrpcTransport
 
+from gcfkit.migrations.client import database_id
 from gcfkit.migrations.errors import DryRunWriteRefused
 from gcfkit.migrations.source import Source
 
@@ -70,7 +71,7 @@ class ReadOnlyClient(firestore.Client):
 
     @classmethod
     def of(cls, client: firestore.Client) -> ReadOnlyClient:
-        read_only = cls(project=client.project, credentials=client._credentials, database=client._database)
+        read_only = cls(project=client.project, credentials=client._credentials, database=database_id(client))
         # The emulator address is read from the environment at construction; keep the original's, so a
         # client made for the emulator can never turn into one that reaches the cloud.
         read_only._emulator_host = client._emulator_host

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gcfkit.migrations.client import database_id
 from gcfkit.migrations.dryrun import Overlay, ReadOnlyClient
 from gcfkit.migrations.errors import (
     ChecksumDrift,
@@ -23,6 +24,7 @@ from gcfkit.migrations.errors import (
     MigrationError,
     PlanMismatch,
     ValidationFailed,
+    down_remedy,
 )
 from gcfkit.migrations.lock import MigrationLock, read_lock
 from gcfkit.migrations.ops import Operations
@@ -55,13 +57,16 @@ class PlannedMigration:
 
 @dataclass
 class Plan:
-    """What `up` would do now, found by a dry run. `plan_id` pins the versions and file checksums."""
+    """What `up` would do now, found by a dry run. `plan_id` pins the versions and file checksums;
+    `approved_irreversible` are the irreversible versions approved when planning, which `up --plan` applies."""
 
     project: str
     database: str
     migrations: list[PlannedMigration]
     problems: list[str]
     notes: list[str] = field(default_factory=list)
+    approved_irreversible: list[str] = field(default_factory=list)
+    to: str | None = None  # `plan --to V`: `up --plan` applies up to the same version
 
     @property
     def ok(self) -> bool:
@@ -77,9 +82,9 @@ class Plan:
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     def as_dict(self) -> dict[str, Any]:
-        return {"plan_id": self.plan_id, "project": self.project, "database": self.database, "ok": self.ok,
-                "problems": self.problems, "notes": self.notes,
-                "migrations": [m.__dict__ for m in self.migrations]}
+        return {"plan_id": self.plan_id, "project": self.project, "database": self.database, "to": self.to,
+                "ok": self.ok, "problems": self.problems, "notes": self.notes, "approved_irreversible":
+                self.approved_irreversible, "migrations": [m.__dict__ for m in self.migrations]}
 
 
 @dataclass
@@ -133,14 +138,14 @@ class Engine:
                   "it (deployed from another branch?); restore the file" for v, rec in sorted(records.items())
                   if v not in known and rec.status != REVERTED]
         found += [f"migration {v} ({rec.name}) stopped while being reverted ({rec.error or 'down'}); finish it with "
-                  f"`down --to {int(v) - 1:04d}`" for v, rec in sorted(records.items())
+                  f"{down_remedy(f'{int(v) - 1:04d}')}" for v, rec in sorted(records.items())
                   if rec.direction == "down" and rec.status in (REVERTING, FAILED)]
         return found
 
     def plan(self, to: str | None = None, approved_irreversible: frozenset[str] = frozenset()) -> Plan:
         """Dry-run every pending migration (each sees the planned writes of the ones before it) and validate."""
         records = read_records(self.read_only)
-        plan = Plan(self.client.project, self.client._database, [], self.problems(records))
+        plan = Plan(self.client.project, database_id(self.client), [], self.problems(records), to=to)
         lock = read_lock(self.read_only)
         if lock and lock["silent_seconds"] <= float(lock.get("lease_seconds", 60)):
             plan.problems.append(f"a migration runner holds the lock right now ({', '.join(lock.get('holders', []))}"
@@ -165,9 +170,12 @@ class Engine:
                 if entry.validation:
                     plan.problems.append(f"migration {revision.label}: validation would fail after up: "
                                          + "; ".join(entry.validation))
-            if revision.irreversible and revision.version not in approved_irreversible:
-                plan.problems.append(f"migration {revision.label} is irreversible and needs explicit approval "
-                                     f"(APPROVE_IRREVERSIBLE={revision.version})")
+            if revision.irreversible and revision.version in approved_irreversible:
+                plan.approved_irreversible.append(revision.version)
+            elif revision.irreversible:
+                plan.problems.append(f"migration {revision.label} is irreversible and needs explicit approval: "
+                                     f"APPROVE_IRREVERSIBLE={revision.version} (make, or the deploy workflow's "
+                                     f"approve_irreversible input), or --approve-irreversible {revision.version}")
         if overlay.truncated:
             plan.notes.append(f"the dry run planned more than {overlay.limit:,} writes; later migrations and "
                               "validations were dry-run without the rest")
@@ -192,15 +200,23 @@ class Engine:
 
     # -- writing ------------------------------------------------------------------------------------------
 
-    def up(self, to: str | None = None, pinned: list[list[str]] | None = None) -> list[Record]:
-        """Apply pending migrations up to `to`; with `pinned` (a plan's versions + checksums) refuse anything else."""
+    def up(self, to: str | None = None, pinned: list[list[str]] | None = None,
+           approved_irreversible: frozenset[str] = frozenset()) -> list[Record]:
+        """Apply pending migrations up to `to`; with `pinned` (a plan's versions + checksums) refuse anything else.
+        An irreversible migration runs only if its version is in `approved_irreversible`."""
         with self._locked("up") as lock:
             records = read_records(self.client)
             if problems := self.problems(records):
                 raise ChecksumDrift("\n".join(problems))
             todo = self.pending(records, to)
-            if pinned is not None and [[r.version, r.checksum] for r in todo] != pinned:
-                raise PlanMismatch(_mismatch(pinned, todo))
+            if pinned is not None and (mismatch := _mismatch(pinned, todo, records)):
+                raise PlanMismatch(mismatch)
+            if unapproved := [r for r in todo if r.irreversible and r.version not in approved_irreversible]:
+                raise IrreversibleMigration(
+                    f"up would apply irreversible migration(s) {', '.join(r.label for r in unapproved)} without "
+                    f"approval, so nothing was applied. If you accept that their data cannot be restored, pass "
+                    f"--approve-irreversible {','.join(r.version for r in unapproved)} (or apply a plan made with "
+                    "that approval: `make migrate-plan ENV=<env> APPROVE_IRREVERSIBLE=...`, then `make migrate`).")
             if not todo:
                 log("nothing to apply: every migration is applied")
             return [self._apply(revision, lock) for revision in todo]
@@ -221,9 +237,10 @@ class Engine:
             self.records.finish(record, FAILED, _touched(run), error=_describe(exc))
             raise MigrationError(
                 f"migration {revision.label}: up failed: {_describe(exc)}\nCompleted batches are checkpointed: fix the "
-                f"cause and run `up` again to resume, or `down --to {int(revision.version) - 1:04d}` to revert the "
-                "part that ran.") from exc
+                f"cause and apply again to resume, or run {down_remedy(f'{int(revision.version) - 1:04d}')} to revert "
+                "the part that ran.") from exc
         failures = self._validate(revision)
+        lock.check()  # a runner that lost its lease leaves the record to the runner that took over
         outcome = self.records.finish(record, FAILED if failures else APPLIED, _touched(run),
                                       error=("validation failed: " + "; ".join(failures)) if failures else None)
         if outcome.status == APPLIED:
@@ -236,11 +253,11 @@ class Engine:
         if revision.irreversible or not self.settings.revert_on_failure:
             why = "it is irreversible" if revision.irreversible else "reverting on failure is off"
             raise ValidationFailed(f"migration {revision.label}: {reason}\nThe data was left as `up` made it ({why}); "
-                                   "inspect it, fix the migration or the data and run `up` again (it revalidates).")
+                                   "inspect it, fix the migration or the data and apply again (it revalidates).")
         log(f"{revision.label}: {reason}; running down to revert it")
         self._revert(revision, lock)
         raise ValidationFailed(f"migration {revision.label}: {reason}\nIts down ran, so the data is as before and the "
-                               "migration is pending again; fix it and run `up`.")
+                               "migration is pending again; fix it, then plan and apply again.")
 
     def down(self, to: str, allow_irreversible: bool = False) -> list[Record]:
         """Revert applied (or partly applied) migrations above `to`, newest first."""
@@ -285,6 +302,7 @@ class Engine:
             self.records.finish(record, FAILED, _touched(run), error=f"down failed: {_describe(exc)}")
             raise MigrationError(f"migration {revision.label}: down failed: {_describe(exc)}\nFix the cause and run "
                                  "`down` again: it resumes from its checkpoints.") from exc
+        lock.check()
         outcome = self.records.finish(record, REVERTED, _touched(run), error=record.error)
         log(f"{revision.label}: reverted, {outcome.documents_touched} documents touched")
         return outcome
@@ -334,11 +352,17 @@ def _describe(exc: BaseException) -> str:
     return str(exc) if isinstance(exc, MigrationError) else f"{type(exc).__name__}: {exc}"
 
 
-def _mismatch(pinned: list[list[str]], todo: list[Revision]) -> str:
+def _mismatch(pinned: list[list[str]], todo: list[Revision], records: dict[str, Record]) -> str | None:
+    """Why `todo` is not the plan `pinned`, or None. A planned version already applied from the same file is done,
+    not a mismatch: a sibling task of a Cloud Run job (or an earlier execution) applied it."""
     planned = {v: c for v, c in pinned}
     now = {r.version: r.checksum for r in todo}
-    lines = [f"{v}: in the plan, but no longer pending" for v in planned if v not in now]
+    done = {v for v, c in planned.items() if v not in now and v in records and records[v].is_applied
+            and records[v].checksum == c}
+    lines = [f"{v}: in the plan, but no longer pending" for v in planned if v not in now and v not in done]
     lines += [f"{v}: pending now, but not in the plan" for v in now if v not in planned]
     lines += [f"{v}: its file changed since the plan" for v in now if v in planned and planned[v] != now[v]]
+    if not lines:
+        return None
     return ("the plan does not match what would run now, so nothing was applied:\n  " + "\n  ".join(lines)
-            + "\nmake a new plan (`make migrate-plan`), review it, and apply that one")
+            + "\nmake a new plan (`make migrate-plan ENV=<env>`), review it, and apply that one")

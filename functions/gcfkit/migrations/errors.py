@@ -48,4 +48,18 @@ class PlanMismatch(MigrationError):
 
 
 class IrreversibleMigration(MigrationError):
-    """`down` would cross a migration marked `irreversible = True` without `--allow-irreversible`."""
+    """`up` would apply a migration marked `irreversible = True` that nobody approved (`--approve-irreversible`),
+    or `down` would cross one without `--allow-irreversible`."""
+
+
+def remedy(make_target: str, engine_command: str) -> str:
+    """What to run, in both forms: most people type the make target, a Cloud Run job or CI the engine's command."""
+    return f"`make {make_target}` (or `python -m gcfkit.migrations {engine_command}`)"
+
+
+def stamp_remedy(version: str) -> str:
+    return remedy(f"migrate-stamp ENV=<env> VERSION={version}", f"stamp {version}")
+
+
+def down_remedy(version: str) -> str:
+    return remedy(f"migrate-down ENV=<env> TO={version}", f"down --to {version}")

@@ -72,7 +72,8 @@ class MigrationLock:
         transaction.set(self.ref, fresh)
 
     def check(self) -> None:
-        """Raise LockLost if this runner can no longer be sure it holds the lock. Called before every batch."""
+        """Raise LockLost if this runner can no longer be sure it holds the lock. Called before every commit of a
+        batch (steps.py) and of a migration's record (engine.py)."""
         if self._lost:
             raise LockLost(self._lost)
         if time.monotonic() - self._last_beat > self.lease_seconds:

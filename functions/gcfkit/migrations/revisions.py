@@ -57,7 +57,7 @@ def load_revisions(directory: Path) -> list[Revision]:
     """Every revision file in `directory`, ordered by version. RevisionFileError names the file and the fix."""
     if not directory.is_dir():
         raise RevisionFileError(f"{directory}: the migrations directory does not exist (pass --dir, or set "
-                                "GCF_KIT_MIGRATIONS_DIR)")
+                                "GCFKIT_MIGRATIONS_DIR)")
     revisions: dict[str, Revision] = {}
     for path in sorted(directory.glob("*.py")):
         if path.name == "__init__.py":

@@ -2,12 +2,12 @@
 
 | setting | env variable | default |
 |---|---|---|
-| workers | GCF_KIT_MIGRATION_WORKERS | 4 parallel range workers per process |
-| page_size | GCF_KIT_MIGRATION_PAGE_SIZE | 5000 documents per query, streamed and committed in batches of <= 499 |
-| min_range_docs | GCF_KIT_MIGRATION_MIN_RANGE_DOCS | 2000: smaller sources are one range |
-| lease_seconds | GCF_KIT_MIGRATION_LEASE_SECONDS | 60 |
-| ramp_up | GCF_KIT_MIGRATION_RAMP_UP | on for Cloud Firestore, off on the emulator |
-| progress | GCF_KIT_MIGRATION_PROGRESS | 1 (tqdm bars on stderr) |
+| workers | GCFKIT_MIGRATION_WORKERS | 4 parallel range workers per process |
+| page_size | GCFKIT_MIGRATION_PAGE_SIZE | 5000 documents per query, streamed and committed in batches of <= 499 |
+| min_range_docs | GCFKIT_MIGRATION_MIN_RANGE_DOCS | 2000: smaller sources are one range |
+| lease_seconds | GCFKIT_MIGRATION_LEASE_SECONDS | 60 |
+| ramp_up | GCFKIT_MIGRATION_RAMP_UP | on for Cloud Firestore, off on the emulator |
+| progress | GCFKIT_MIGRATION_PROGRESS | 1 (tqdm bars on stderr) |
 | task_index / task_count | CLOUD_RUN_TASK_INDEX / CLOUD_RUN_TASK_COUNT | 0 / 1 |
 | execution | CLOUD_RUN_EXECUTION | unset (a Cloud Run job execution shares one lock) |
 """
@@ -67,13 +67,13 @@ class Settings:
             return flag.get(raw, default)
 
         settings = cls(
-            workers=number("GCF_KIT_MIGRATION_WORKERS", cls.workers),
-            page_size=number("GCF_KIT_MIGRATION_PAGE_SIZE", cls.page_size),
-            min_range_docs=number("GCF_KIT_MIGRATION_MIN_RANGE_DOCS", cls.min_range_docs),
-            lease_seconds=number("GCF_KIT_MIGRATION_LEASE_SECONDS", cls.lease_seconds, float),
+            workers=number("GCFKIT_MIGRATION_WORKERS", cls.workers),
+            page_size=number("GCFKIT_MIGRATION_PAGE_SIZE", cls.page_size),
+            min_range_docs=number("GCFKIT_MIGRATION_MIN_RANGE_DOCS", cls.min_range_docs),
+            lease_seconds=number("GCFKIT_MIGRATION_LEASE_SECONDS", cls.lease_seconds, float),
             # The 500/50/5 ramp-up protects Cloud Firestore's tablets; the emulator has none to protect.
-            ramp_up=boolean("GCF_KIT_MIGRATION_RAMP_UP", not env.get("FIRESTORE_EMULATOR_HOST")),
-            progress=boolean("GCF_KIT_MIGRATION_PROGRESS", True),
+            ramp_up=boolean("GCFKIT_MIGRATION_RAMP_UP", not env.get("FIRESTORE_EMULATOR_HOST")),
+            progress=boolean("GCFKIT_MIGRATION_PROGRESS", True),
             task_index=number("CLOUD_RUN_TASK_INDEX", 0),
             task_count=number("CLOUD_RUN_TASK_COUNT", 1),
             execution=env.get("CLOUD_RUN_EXECUTION") or None)
@@ -85,7 +85,7 @@ class Settings:
             raise ValueError(f"CLOUD_RUN_TASK_INDEX={settings.task_index} is outside 0..CLOUD_RUN_TASK_COUNT-1 "
                              f"({settings.task_count})")
         if not 1 <= settings.page_size <= 10_000 or settings.workers < 1:
-            raise ValueError("GCF_KIT_MIGRATION_PAGE_SIZE must be 1..10000 and GCF_KIT_MIGRATION_WORKERS >= 1")
+            raise ValueError("GCFKIT_MIGRATION_PAGE_SIZE must be 1..10000 and GCFKIT_MIGRATION_WORKERS >= 1")
         return settings
 
     @property

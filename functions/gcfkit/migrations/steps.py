@@ -165,8 +165,6 @@ class _RangeWorker:
         while not self.checkpoint.done:
             if self._sibling_on_it() or self.run.cancelled.is_set():
                 return False
-            if self.run.lock is not None:
-                self.run.lock.check()
             self._page()
         return True
 
@@ -200,6 +198,11 @@ class _RangeWorker:
 
     def _flush(self, batch: list[tuple[str, Change | None]], done: bool) -> bool:
         """Commit `batch` with the checkpoint after it. False if it did not land (re-read from the checkpoint)."""
+        if self.run.lock is not None:
+            # Before every commit, not every page: a page holds up to 10 batches, which a runner whose lease
+            # was taken over must not commit. (The checkpoint's compare-and-swap keeps even those exactly-once,
+            # but the runner that took over owns the run now.)
+            self.run.lock.check()
         following = _advance(self.checkpoint, batch, done, self.ref.id)
         try:
             self.checkpoint = _commit(self.run, self.ref, self.checkpoint, following, batch)

@@ -20,7 +20,7 @@ from typing import Any
 
 from google.cloud import firestore
 
-from gcfkit.migrations.errors import ChecksumDrift, MigrationError
+from gcfkit.migrations.errors import ChecksumDrift, MigrationError, down_remedy, stamp_remedy
 from gcfkit.migrations.revisions import Revision
 
 COLLECTION = "_migrations"
@@ -77,10 +77,11 @@ def drift(revision: Revision, record: Record | None) -> str | None:
     change = f"recorded checksum {record.short_checksum}, file now {revision.short_checksum}"
     if record.status == APPLIED:
         return (f"{revision.path.name} changed after it was applied ({change}); revert the file, or re-stamp it "
-                f"(`stamp {revision.version}`) if the change is intended and the data already matches")
+                f"with {stamp_remedy(revision.version)} if the change is intended and the data already matches")
     return (f"{revision.path.name} changed while it was part-way done ({record.status} {record.direction}, "
             f"{change}): documents before its checkpoints were migrated by the old file. Run "
-            f"`down --to {_previous(revision.version)}` (the new down undoes the part that ran), then `up`")
+            f"{down_remedy(_previous(revision.version))} (the new down undoes the part that ran), then plan and "
+            "apply again")
 
 
 class RecordStore:
@@ -106,7 +107,7 @@ class RecordStore:
             if current is not None and current.direction == "down" and current.status in (REVERTING, FAILED):
                 raise MigrationError(
                     f"migration {revision.label}: it was being reverted ({current.error or 'down'}) when its runner "
-                    f"stopped; finish that first with `down --to {_previous(revision.version)}`, then run `up`")
+                    f"stopped; finish that first with {down_remedy(_previous(revision.version))}, then apply again")
             resumable = current is not None and current.status in (APPLYING, FAILED)
         else:
             if current is None or current.status == REVERTED:

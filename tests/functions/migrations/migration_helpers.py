@@ -99,12 +99,12 @@ def dump(client) -> dict[str, tuple[dict, object]]:
 
 def cli(*args: str, env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
     """`python -m gcfkit.migrations ...` run from functions/, as the Cloud Run job runs it."""
-    environ = {**os.environ, "GCF_KIT_MIGRATION_PROGRESS": "0", **(env or {})}
+    environ = {**os.environ, "GCFKIT_MIGRATION_PROGRESS": "0", **(env or {})}
     return subprocess.run([sys.executable, "-m", "gcfkit.migrations", *args], cwd=FUNCTIONS_DIR, env=environ,
                           capture_output=True, text=True, timeout=timeout)
 
 
 def spawn(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
-    environ = {**os.environ, "GCF_KIT_MIGRATION_PROGRESS": "0", **(env or {})}
+    environ = {**os.environ, "GCFKIT_MIGRATION_PROGRESS": "0", **(env or {})}
     return subprocess.Popen([sys.executable, "-m", "gcfkit.migrations", *args], cwd=FUNCTIONS_DIR, env=environ,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)

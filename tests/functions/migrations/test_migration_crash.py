@@ -15,7 +15,7 @@ import time
 import pytest
 from gcfkit.migrations import LockHeld, LockLost, MigrationLock
 from google.cloud.firestore_v1.base_query import FieldFilter
-from migration_helpers import BUMP, BUMPED_ONCE, cli, put, spawn
+from migration_helpers import BUMP, BUMPED_ONCE, cli, engine, put, spawn
 
 pytestmark = [pytest.mark.firestore, pytest.mark.slow]
 LEASE = 1.0
@@ -36,8 +36,8 @@ def test_killed_at_ten_random_points_then_rerun_every_document_is_migrated_exact
     total = 3000
     put(firestore, "items", total)
     revisions.add("0001", "bump", BUMP)
-    env = {"GCF_KIT_MIGRATION_LEASE_SECONDS": str(LEASE), "GCF_KIT_MIGRATION_PAGE_SIZE": "150",
-           "GCF_KIT_MIGRATION_MIN_RANGE_DOCS": "500", "GCF_KIT_MIGRATION_WORKERS": "3"}
+    env = {"GCFKIT_MIGRATION_LEASE_SECONDS": str(LEASE), "GCFKIT_MIGRATION_PAGE_SIZE": "150",
+           "GCFKIT_MIGRATION_MIN_RANGE_DOCS": "500", "GCFKIT_MIGRATION_WORKERS": "3"}
     seed = random.randrange(1 << 30)
     rnd = random.Random(seed)
     kills = []
@@ -110,9 +110,12 @@ def test_an_expired_lease_is_taken_over_and_the_stalled_holder_stops(firestore):
 def test_cloud_run_job_tasks_share_the_ranges_and_finish_the_ranges_of_tasks_not_started(firestore, revisions):
     put(firestore, "items", 2400)
     revisions.add("0001", "bump", BUMP)
+    plan = revisions.directory.parent / "migration-plan.json"
+    assert cli("--dir", str(revisions.directory), "plan", "--out", str(plan)).returncode == 0
+    # As the job runs: every task applies the reviewed plan (GCFKIT_MIGRATION_PLAN), each a share of it.
     job = {"CLOUD_RUN_EXECUTION": "gcf-kit-migrations-x7k2p", "CLOUD_RUN_TASK_COUNT": "3",
-           "GCF_KIT_MIGRATION_MIN_RANGE_DOCS": "200", "GCF_KIT_MIGRATION_WORKERS": "2",
-           "GCF_KIT_MIGRATION_PAGE_SIZE": "100"}
+           "GCFKIT_MIGRATION_MIN_RANGE_DOCS": "200", "GCFKIT_MIGRATION_WORKERS": "2",
+           "GCFKIT_MIGRATION_PAGE_SIZE": "100", "GCFKIT_MIGRATION_PLAN": str(plan)}
     # parallelism 2: tasks 0 and 1 run now, task 2 only after them, so they must do task 2's share too
     running = [spawn("--dir", str(revisions.directory), "up", env={**job, "CLOUD_RUN_TASK_INDEX": str(i)})
                for i in (0, 1)]
@@ -127,3 +130,39 @@ def test_cloud_run_job_tasks_share_the_ranges_and_finish_the_ranges_of_tasks_not
     record = firestore.document("_migrations/0001").get().to_dict()
     assert (record["status"], record["documents_touched"]) == ("applied", 2400)
     assert not firestore.document("_migrations/_lock").get().exists
+
+
+def test_a_runner_whose_lease_was_taken_over_stops_before_its_next_commit(firestore, revisions, monkeypatch):
+    """One range, one 5,000-document page: the lease must be checked before every batch, not every page."""
+    put(firestore, "items", 1500)
+    revisions.add("0001", "bump", '''
+        def up(op):
+            def bump(doc):
+                stall(doc)
+                doc.data["n"] += 1
+            op.transform("items", bump)
+        ''', BUMPED_ONCE)
+    held: list[MigrationLock] = []
+    acquire = MigrationLock.acquire
+    monkeypatch.setattr(MigrationLock, "acquire", lambda lock: (held.append(lock), acquire(lock))[1])
+    others: list[MigrationLock] = []
+
+    def stall(doc):
+        """Mid-way through the second batch this runner stalls past its lease and another runner takes over."""
+        if doc.id == "d00600" and not others:
+            held[0]._stop.set()  # its heartbeat stops too, as in a process that is swapped out or paused
+            held[0]._thread.join()
+            time.sleep(LEASE + 0.3)
+            others.append(MigrationLock(firestore, "host-b:202", "run-b", "up", lease_seconds=LEASE))
+            others[0].acquire()
+
+    runner = engine(firestore, revisions, lease_seconds=LEASE, workers=1, page_size=5000, min_range_docs=10_000)
+    runner.revisions[0].up.__globals__["stall"] = stall
+    try:
+        with pytest.raises(LockLost, match="stopped before writing again"):
+            runner.up()
+    finally:
+        for other in others:
+            other.release()
+    assert others and others[0].took_over, "the other runner took the lock over"
+    assert counts(firestore) == {1: 499, 0: 1001}, "only the batch committed before the takeover"

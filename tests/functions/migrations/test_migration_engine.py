@@ -4,6 +4,7 @@ migrations, utilities, ranges, the CLI. Crash, lock and Cloud Run task tests are
 from __future__ import annotations
 
 import re
+import socket
 
 import pytest
 from gcfkit.migrations import (
@@ -126,7 +127,7 @@ def test_irreversible_migration_needs_an_explicit_flag_to_go_down(firestore, rev
             op.expect("items", lambda doc: "n" not in doc.data, "n is gone")
         ''')
     runner = engine(firestore, revisions)
-    runner.up()
+    runner.up(approved_irreversible=frozenset({"0001"}))
     with pytest.raises(IrreversibleMigration, match=r"0001 drop legacy.*--allow-irreversible"):
         runner.down("0000")
     runner.down("0000", allow_irreversible=True)
@@ -273,6 +274,9 @@ def test_cli_status_plan_up_and_exit_codes(firestore, revisions):
     assert applied.returncode == 0 and "0001 bump: applied, 5 documents touched" in applied.stderr
     status = cli(*folder, "status")
     assert status.returncode == 0 and "0001     applied" in status.stdout
+    header, row = status.stdout.splitlines()[:2]
+    by = firestore.document("_migrations/0001").get().get("applied_by")
+    assert by.startswith(f"{socket.gethostname()}:") and header.index(" by ") == row.index(f" {by} "), "who ran it"
     assert cli(*folder, "down", "--to", "zero").returncode == 2
     missing = cli("--dir", str(revisions.directory / "nope"), "status")
     assert missing.returncode == 2 and "the migrations directory does not exist" in missing.stderr
@@ -300,8 +304,8 @@ def test_a_failing_document_stops_the_other_workers_at_their_next_page(firestore
 
 
 @pytest.mark.parametrize(("environ", "message"), [
-    ({"GCF_KIT_MIGRATION_WORKERS": "many"}, "GCF_KIT_MIGRATION_WORKERS='many' is not a number"),
-    ({"GCF_KIT_MIGRATION_RAMP_UP": "maybe"}, "GCF_KIT_MIGRATION_RAMP_UP='maybe': use 1/0, true/false, on/off"),
+    ({"GCFKIT_MIGRATION_WORKERS": "many"}, "GCFKIT_MIGRATION_WORKERS='many' is not a number"),
+    ({"GCFKIT_MIGRATION_RAMP_UP": "maybe"}, "GCFKIT_MIGRATION_RAMP_UP='maybe': use 1/0, true/false, on/off"),
     ({"CLOUD_RUN_TASK_COUNT": "3", "CLOUD_RUN_TASK_INDEX": "1"}, "needs CLOUD_RUN_EXECUTION"),
     ({"CLOUD_RUN_TASK_COUNT": "2", "CLOUD_RUN_TASK_INDEX": "2", "CLOUD_RUN_EXECUTION": "x"}, "outside 0..CLOUD_RUN"),
 ])
@@ -315,3 +319,54 @@ def test_ramp_up_is_on_for_cloud_firestore_and_off_for_the_emulator():
     assert not Settings.from_env({"FIRESTORE_EMULATOR_HOST": "127.0.0.1:8787"}).ramp_up
     job = Settings.from_env({"CLOUD_RUN_TASK_COUNT": "4", "CLOUD_RUN_TASK_INDEX": "3", "CLOUD_RUN_EXECUTION": "e-1"})
     assert job.group == "cloud-run-execution:e-1" and job.owner.endswith(" task 3/4")
+
+
+IRREVERSIBLE = '''
+irreversible = True
+
+
+def up(op):
+    op.remove_field("items", "n")
+
+
+def validate(op):
+    op.expect("items", lambda doc: "n" not in doc.data, "n is gone")
+'''
+
+
+def test_up_refuses_an_irreversible_migration_nobody_approved(firestore, revisions):
+    put(firestore, "items", 3)
+    revisions.add("0001", "bump", BUMP)
+    revisions.add("0002", "drop_n", IRREVERSIBLE)
+    runner = engine(firestore, revisions)
+    assert "0002 drop n is irreversible and needs explicit approval" in " ".join(runner.plan().problems)
+    with pytest.raises(IrreversibleMigration, match=r"up would apply irreversible migration\(s\) 0002 drop n "
+                                                    r"without approval.*--approve-irreversible 0002"):
+        runner.up()
+    assert not firestore.document("_migrations/0001").get().exists, "refused before anything ran, 0001 included"
+    assert set(n_values(firestore)) == {0}
+    assert [r.version for r in runner.up(approved_irreversible=frozenset({"0002"}))] == ["0001", "0002"]
+    assert firestore.document("items/d00000").get().to_dict() == {}
+
+
+def test_cli_up_needs_the_approval_on_the_command_line_or_in_the_plan(firestore, revisions):
+    put(firestore, "items", 2)
+    revisions.add("0001", "drop_n", IRREVERSIBLE)
+    folder = ["--dir", str(revisions.directory)]
+    refused = cli(*folder, "up")
+    assert refused.returncode == 1 and "--approve-irreversible 0001" in refused.stderr
+    assert not firestore.document("_migrations/0001").get().exists
+    unapproved = revisions.directory.parent / "unapproved.json"
+    assert cli(*folder, "plan", "--out", str(unapproved)).returncode == 1
+    applying = cli(*folder, "up", "--plan", str(unapproved))
+    assert applying.returncode == 1 and "has problems, so it cannot be applied" in applying.stderr
+    assert not firestore.document("_migrations/0001").get().exists
+
+    approved = revisions.directory.parent / "approved.json"
+    planned = cli(*folder, "plan", "--approve-irreversible", "0001", "--out", str(approved))
+    assert planned.returncode == 0 and "IRREVERSIBLE (approved)" in planned.stdout
+    # How the Cloud Run job runs it: the plan's path comes from GCFKIT_MIGRATION_PLAN, the approval from the plan.
+    applied = cli(*folder, "up", env={"GCFKIT_MIGRATION_PLAN": str(approved)})
+    assert applied.returncode == 0, applied.stderr
+    assert firestore.document("_migrations/0001").get().get("status") == "applied"
+    assert cli(*folder, "plan", "--approve-irreversible", "4x").returncode == 2

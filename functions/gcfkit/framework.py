@@ -33,19 +33,26 @@ CRASH_HEADER = ("X-Google-Status", "crash")  # what functions-framework's own 50
 
 
 def install(app, logger: Logger | None = None) -> None:
-    """Answer every HTTP error `app` (a flask app) produces by itself as JSON, and log it. Idempotent."""
+    """Answer every HTTP error `app` (a flask app) produces by itself as JSON, and log it with `logger`.
+
+    Idempotent (the first call's logger stays). Error handlers the application registered itself are kept:
+    only functions-framework's own 500 handler is replaced."""
     if EXTENSION in app.extensions:
         return
-    from werkzeug.exceptions import HTTPException
+    from werkzeug.exceptions import HTTPException, InternalServerError
 
     answers = _JsonErrors(logger or Logger())
-    # By class: every 4xx and 5xx. By code 500: replaces functions-framework's crash handler (flask looks
-    # handlers up by code before class), and receives any non-HTTP exception as InternalServerError.
-    app.register_error_handler(HTTPException, answers.http_error)
-    app.register_error_handler(500, answers.http_error)
-    # The 500 handler logs the exception as an Error Reporting event; flask's own log line would be a
-    # second, unstructured copy of the same traceback on stderr.
-    app.log_exception = _not_logged_twice
+    handlers = app.error_handler_spec[None]  # code (None: by class only) -> exception class -> handler
+    # By class: every 4xx and 5xx. By code 500: flask looks handlers up by code before class, and hands
+    # any non-HTTP exception to the 500 handler as an InternalServerError.
+    if HTTPException not in handlers[None]:
+        app.register_error_handler(HTTPException, answers.http_error)
+    current = handlers[500].get(InternalServerError)
+    if current is None or getattr(current, "__module__", None) == "functions_framework":  # its crash handler
+        app.register_error_handler(500, answers.http_error)
+        # This handler logs the exception as an Error Reporting event; flask's own log line would be a
+        # second, unstructured copy of the same traceback on stderr.
+        app.log_exception = _not_logged_twice
     app.extensions[EXTENSION] = answers
 
 
@@ -72,14 +79,13 @@ class _JsonErrors:
         method, path = environ.get("REQUEST_METHOD", "GET"), environ.get("PATH_INFO") or "/"
         invocation = self._invocation(environ)
         http = f',"httpRequest":{request_json(environ, method, path, self.logger.redactor)},"status":{code}}}'
-        if code == 500:
-            return self._server_error(exc, invocation, f"{method} {path} -> 500", http)
-        response = http_exception_response(exc)
-        if response is None:  # not a werkzeug HTTPException: report it as the 500 it becomes
+        if code < 400:  # not an error (a redirect): its own response
+            return exc
+        response = http_exception_response(exc) if code != 500 else None
+        if response is None:  # a 500, or not a werkzeug HTTPException: reported as the 500 it becomes
             return self._server_error(exc, invocation, f"{method} {path} -> 500", http)
         (body, status, headers), _ = response
-        self.logger.emit("ERROR" if code >= 500 else "WARNING",
-                         f"{method} {path} -> {code}: {body['message']} (answered by functions-framework)",
+        self.logger.emit("ERROR" if code >= 500 else "WARNING", f"{method} {path} -> {code}: {body['message']}",
                          http, invocation)
         return body, status, headers
 

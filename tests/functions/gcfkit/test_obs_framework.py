@@ -105,3 +105,18 @@ def test_install_is_idempotent_and_works_on_any_flask_app(obs_env, lines):
     assert json_answer(client.get("/nowhere"), 404)["error"] == "not_found"
     assert json_answer(client.get("/boom"), 500)["error"] == "internal"
     assert [e["severity"] for e in lines()] == ["WARNING", "ERROR"]
+
+
+def test_error_handlers_the_application_registered_are_kept(obs_env):
+    import flask
+    from gcfkit.framework import install
+    from werkzeug.exceptions import HTTPException
+
+    app = flask.Flask("own")
+    app.register_error_handler(HTTPException, lambda exc: ({"mine": exc.code}, exc.code))
+    app.register_error_handler(500, lambda exc: ({"mine": 500}, 500))
+    app.route("/boom")(lambda: 1 / 0)
+    install(app)
+    client = app.test_client()
+    assert client.get("/nowhere").get_json() == {"mine": 404}
+    assert client.get("/boom").get_json() == {"mine": 500}

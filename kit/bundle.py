@@ -22,9 +22,8 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from kit.config import ROOT
+from kit.config import FUNCTIONS_DIR
 
-FUNCTIONS_DIR = ROOT / "functions"
 EXCLUDED_DIRS = {"__pycache__", "tests", "node_modules"}
 EXCLUDED_SUFFIXES = {".pyc", ".pyo", ".log"}
 EXCLUDED_FILES = {"conftest.py"}

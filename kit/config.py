@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import sys
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -26,6 +27,13 @@ ROOT = Path(__file__).resolve().parent.parent
 # Overridable so tests (and experiments) can point the whole tool at a copy of the environment files.
 ENVIRONMENTS_DIR = Path(os.environ.get("GCF_KIT_ENVIRONMENTS_DIR", ROOT / "environments"))
 SYNTH_OUTDIR = Path(os.environ.get("GCF_KIT_OUTDIR", ROOT / "cdktf.out"))
+FUNCTIONS_DIR = ROOT / "functions"  # exactly what is bundled and deployed
+
+
+def use_runtime_package() -> None:
+    """Make `gcfkit` (which ships inside functions/) importable by the kit, which checks and runs its parts."""
+    if str(FUNCTIONS_DIR) not in sys.path:
+        sys.path.insert(0, str(FUNCTIONS_DIR))
 
 # Cloud Functions 2nd gen runs on Cloud Run; these are the sizes the API accepts.
 MEMORY_SIZES_MIB = {"128Mi": 128, "256Mi": 256, "512Mi": 512, "1Gi": 1024, "2Gi": 2048,
@@ -154,6 +162,17 @@ class Function(_Model):
                 if not isinstance(item, str | int | float) or isinstance(item, bool):
                     raise ValueError(f"env.{key}: values are strings (quote them), got {type(item).__name__}")
             return {k: str(v) for k, v in value.items()}
+        return value
+
+    @field_validator("env")
+    @classmethod
+    def _runtime_accepts_env(cls, value: dict[str, str]) -> dict[str, str]:
+        # The runtime's own parser (gcfkit.settings): what passes here cannot stop the function at start.
+        use_runtime_package()
+        from gcfkit.settings import problems_in
+
+        if problems := problems_in(value):
+            raise ValueError("; ".join(f"{name}: {message}" for name, message in problems))
         return value
 
     @model_validator(mode="after")

@@ -16,6 +16,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -149,3 +150,15 @@ class FirestoreEmulator:
         if self.pgid is not None:
             stop_group(self.pgid)
             self.pgid = None
+
+
+def emulation_problem(environ: Mapping[str, str], emulator_address: str) -> str | None:
+    """Why Firestore tests must not run with `environ`, or None when it points at the test emulator only."""
+    host, project = environ.get("FIRESTORE_EMULATOR_HOST", ""), environ.get("GOOGLE_CLOUD_PROJECT", "")
+    if host != emulator_address or not host.startswith(("127.0.0.1:", "localhost:")):
+        return f"FIRESTORE_EMULATOR_HOST={host!r} is not the test emulator on loopback ({emulator_address})"
+    if not project.startswith("demo-"):
+        return f"GOOGLE_CLOUD_PROJECT={project!r} is not a demo- project (which can never reach a real database)"
+    if environ.get("GOOGLE_APPLICATION_CREDENTIALS"):
+        return "GOOGLE_APPLICATION_CREDENTIALS is set: tests run without Google credentials"
+    return None

@@ -19,12 +19,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from kit import hooks
-from kit.config import ROOT, Environment, Function, load_all
+from kit.config import FUNCTIONS_DIR, ROOT, Environment, Function, load_all
 from kit.emulator import EmulatorError, FirestoreEmulator, port_in_use, stop_group
 from kit.stages import StageFailed, Stages
 
 STATE_ROOT = Path(os.environ.get("GCF_KIT_STATE_DIR", ROOT / ".local"))
-FUNCTIONS_DIR = ROOT / "functions"
 HEALTH_PATH = "/health"
 
 

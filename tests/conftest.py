@@ -7,29 +7,17 @@ libraries and emulators treat as offline-only) and FIRESTORE_EMULATOR_HOST must 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from kit.emulator import FirestoreEmulator, free_port
+from kit.emulator import FirestoreEmulator, emulation_problem, free_port
 
 TEST_PROJECT = "demo-gcf-kit-test"
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 # No test may reach Google with a developer's credentials, whatever the shell exported.
 os.environ.pop("GOOGLE_APPLICATION_CREDENTIALS", None)
-
-
-def emulation_problem(environ: Mapping[str, str], emulator_address: str) -> str | None:
-    """Why Firestore tests must not run with `environ`, or None when it points at the test emulator only."""
-    host, project = environ.get("FIRESTORE_EMULATOR_HOST", ""), environ.get("GOOGLE_CLOUD_PROJECT", "")
-    if host != emulator_address or not host.startswith(("127.0.0.1:", "localhost:")):
-        return f"FIRESTORE_EMULATOR_HOST={host!r} is not the test emulator on loopback ({emulator_address})"
-    if not project.startswith("demo-"):
-        return f"GOOGLE_CLOUD_PROJECT={project!r} is not a demo- project (which can never reach a real database)"
-    if environ.get("GOOGLE_APPLICATION_CREDENTIALS"):
-        return "GOOGLE_APPLICATION_CREDENTIALS is set: tests run without Google credentials"
-    return None
 
 
 def refuse_unless_emulated(emulator_address: str) -> None:

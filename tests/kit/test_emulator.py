@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from kit.emulator import EmulatorError, FirestoreEmulator, find_launcher, free_port, port_in_use
+from kit.emulator import EmulatorError, FirestoreEmulator, emulation_problem, find_launcher, free_port, port_in_use
 
 
 @pytest.mark.firestore
@@ -22,8 +22,6 @@ def test_the_next_test_starts_empty(firestore):
 
 
 def test_the_test_guard_accepts_only_the_test_emulator_and_a_demo_project(firestore_emulator):
-    from conftest import emulation_problem
-
     good = {"FIRESTORE_EMULATOR_HOST": firestore_emulator.address, "GOOGLE_CLOUD_PROJECT": "demo-gcf-kit-test"}
     assert emulation_problem(good, firestore_emulator.address) is None
     assert "not a demo- project" in emulation_problem({**good, "GOOGLE_CLOUD_PROJECT": "acme-prod"},

@@ -28,17 +28,15 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from kit.config import ROOT, ConfigError, Environment, load_environment
+from kit.config import ROOT, ConfigError, Environment, load_environment, use_runtime_package
 from kit.emulator import FirestoreEmulator
 from kit.stages import StageFailed, Stages
 
-FUNCTIONS_DIR = ROOT / "functions"
 TEMPLATE = ROOT / "templates" / "migration.py.j2"
 APPROVAL_VARIABLE = "GCF_KIT_MIGRATE_APPROVED"
 IRREVERSIBLE_VARIABLE = "GCF_KIT_APPROVE_IRREVERSIBLE"
 
-if str(FUNCTIONS_DIR) not in sys.path:  # the engine ships in the function bundle; the kit runs it from there
-    sys.path.insert(0, str(FUNCTIONS_DIR))
+use_runtime_package()  # the engine ships in the function bundle; the kit runs it from there
 
 from gcfkit import migrations as engine  # noqa: E402
 from gcfkit.migrations import command  # noqa: E402

@@ -30,7 +30,11 @@ class Sandbox:
         local = self.env_dir / "local.yaml"
         local.write_text(local.read_text().replace("firestore_port: 8787", f"firestore_port: {self.firestore_port}")
                          .replace("base_port: 8081", f"base_port: {self.base_port}"))
+        self.migrations_dir = tmp / "migrations"
+        shutil.copytree(ROOT / "functions" / "migrations", self.migrations_dir,
+                        ignore=shutil.ignore_patterns("__pycache__"))
         self.environ = {**os.environ, "GCF_KIT_ENVIRONMENTS_DIR": str(self.env_dir),
+                        "GCFKIT_MIGRATIONS_DIR": str(self.migrations_dir),
                         "GCF_KIT_STATE_DIR": str(self.state_dir), "GCF_KIT_OUTDIR": str(tmp / "cdktf.out")}
 
     def kit(self, *args: str) -> subprocess.CompletedProcess:
@@ -84,6 +88,22 @@ def test_deploy_serves_healthy_functions_and_down_stops_everything(sandbox):
     assert stopped.returncode == 0 and "stopped api, firestore-emulator" in stopped.stdout
     assert groups_alive(after) == []
     assert sandbox.kit("status").returncode == 1
+
+
+@pytest.mark.slow
+def test_a_blocked_gate_leaves_the_running_functions_untouched(sandbox):
+    assert sandbox.kit("deploy").returncode == 0  # applies the shipped migrations to the sandbox's emulator
+    before = sandbox.state()
+    applied = sorted(sandbox.migrations_dir.glob("0001_*.py"))[0]
+    applied.write_text(applied.read_text() + "\n# edited after it was applied\n")  # checksum drift
+
+    blocked = sandbox.kit("deploy")
+    assert blocked.returncode == 2
+    assert "[4/6] pre-deploy hook (migration gate): FAILED" in blocked.stdout
+    assert "0001" in blocked.stderr and "checksum" in blocked.stderr
+    assert "stopped the previous api" not in blocked.stdout and "[5/6]" not in blocked.stdout
+    assert sandbox.state()["functions"] == before["functions"]
+    assert get_json(f"http://127.0.0.1:{sandbox.base_port}/health")[0] == 200, "the old api still serves"
 
 
 @pytest.mark.slow

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import _thread  # the C lock: `threading` costs ~2 ms of import on a cold start
 import time
+from abc import ABC, abstractmethod  # abc is loaded at interpreter start: free
 
 from gcfkit import context as _context
 from gcfkit.metrics.sketch import QuantileSketch
@@ -53,7 +54,7 @@ class Series:
         self.log_head: str | None = None       # this series' log-export JSON up to the value (logexport)
 
 
-class Metric:
+class Metric(ABC):
     kind = ""
 
     def __init__(self, registry: Registry, name: str, unit: str, description: str, max_series: int):
@@ -128,8 +129,9 @@ class Metric:
             else:
                 self.registry.dropped_points += 1
 
+    @abstractmethod
     def snapshot(self) -> list[dict]:
-        raise NotImplementedError
+        """Every series of this metric as export records (each kind knows its own shape)."""
 
 
 class Counter(Metric):

@@ -1,7 +1,7 @@
 """The runtime: what `up`, `down`, `validate`, `stamp`, `plan` and `status` do to a database.
 
 Commands that write hold the MigrationLock. Every task of a parallel Cloud Run job runs the same
-sequence; they meet in the records (transactions), the recorded split points and the range checkpoints,
+sequence; they meet in the records (compare-and-swap writes), the recorded split points and the range checkpoints,
 so no task has to be special (see steps.py for why that stays exactly-once).
 """
 

@@ -2,8 +2,9 @@
 
 The lock is the document `_migrations/_lock`. Time is the server's: a lease has expired when the
 snapshot's read time is more than `lease_seconds` after the lock's last update (the heartbeat), so the
-clocks of the machines involved do not matter. Acquire, heartbeat and release are transactions, so two
-runners racing for an expired lease cannot both win. Tasks of one Cloud Run job execution share the lock
+clocks of the machines involved do not matter. Acquire, heartbeat and release are compare-and-swap writes
+(cas.py: no transaction, so a runner killed mid-heartbeat leaves no database lock behind), so two runners
+racing for an expired lease cannot both win. Tasks of one Cloud Run job execution share the lock
 (same `group`); each is listed in `holders`.
 
 The lease protects against a second *command*; exactly-once does not rest on it: every batch a runner
@@ -19,6 +20,7 @@ import time
 
 from google.cloud import firestore
 
+from gcfkit.migrations.cas import compare_and_swap
 from gcfkit.migrations.errors import LockHeld, LockLost
 from gcfkit.migrations.tracking import COLLECTION
 
@@ -119,11 +121,7 @@ class MigrationLock:
             transaction.delete(self.ref)
 
     def _transact(self, body) -> None:
-        @firestore.transactional
-        def run(transaction):
-            body(transaction, self.ref.get(transaction=transaction))
-
-        run(self.client.transaction())
+        compare_and_swap(self.ref, body)
 
 
 def read_lock(client) -> dict | None:

@@ -1,4 +1,4 @@
-"""The `_migrations` collection: one record per version, changed only by transactions.
+"""The `_migrations` collection: one record per version, changed only by compare-and-swap writes (cas.py).
 
     _migrations/{version}                      the record (status, checksum, attempt, who, when, how much)
     _migrations/{version}/steps/{step}         one per utility call of an attempt: its document-id split points
@@ -20,6 +20,7 @@ from typing import Any
 
 from google.cloud import firestore
 
+from gcfkit.migrations.cas import compare_and_swap
 from gcfkit.migrations.errors import ChecksumDrift, MigrationError, down_remedy, stamp_remedy
 from gcfkit.migrations.revisions import Revision
 
@@ -148,14 +149,8 @@ class RecordStore:
             "applied_by": self.applied_by, "stamped": True, "error": None}, merge=True)
 
     def _transact(self, version: str, body):
-        ref = self.ref(version)
-
-        @firestore.transactional
-        def run(transaction):
-            snapshot = ref.get(transaction=transaction)
-            return body(transaction, Record.from_snapshot(snapshot) if snapshot.exists else None)
-
-        return run(self.client.transaction())
+        return compare_and_swap(self.ref(version), lambda change, snapshot: body(
+            change, Record.from_snapshot(snapshot) if snapshot.exists else None))
 
 
 def _previous(version: str) -> str:

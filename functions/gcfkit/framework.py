@@ -75,6 +75,8 @@ class _JsonErrors:
         import flask  # served by functions-framework: flask is loaded and this runs in a request context
 
         environ = flask.request.environ
+        if exc.response is not None:  # abort(make_response(...)): the application's own answer, as it is
+            return exc.response
         code = exc.code if isinstance(exc.code, int) else 500
         method, path = environ.get("REQUEST_METHOD", "GET"), environ.get("PATH_INFO") or "/"
         invocation = self._invocation(environ)

@@ -5,6 +5,8 @@ value, and the JSON answers for errors. Read straight from the WSGI environ: wer
 
 from __future__ import annotations
 
+import sys
+
 from gcfkit.logging.render import SENSITIVE, escape
 
 NO_STORE = {"Cache-Control": "no-store"}
@@ -102,8 +104,13 @@ def http_exception_response(exc: Exception) -> tuple | None:
     as (response, status): JSON with its status for errors, its own response for redirects. None otherwise.
     The message is the description's first line: functions-framework appends the request's headers and
     body to the description of its 400s, and an error answer does not echo them (or their credentials)."""
-    code = getattr(exc, "code", None)
-    if type(code) is not int or not hasattr(exc, "get_response") or not type(exc).__module__.startswith("werkzeug"):
+    exceptions = sys.modules.get("werkzeug.exceptions")  # loaded whenever one can have been raised
+    if exceptions is None or not isinstance(exc, exceptions.HTTPException):
+        return None
+    if exc.response is not None:  # abort(make_response(...)): the response the code built, as it is
+        return exc.response, exc.response.status_code
+    code = exc.code
+    if type(code) is not int:  # a subclass that names no status: not an answer anybody chose
         return None
     if code < 400:
         return exc.get_response(), code

@@ -13,9 +13,10 @@ Selected by `GCFKIT_METRICS_EXPORT=monitoring`. The rules of the API, and how th
 
 A request pays for an export only when a window is due (`maybe_export` is a clock comparison otherwise),
 and only one thread exports at a time. Failures never reach the invocation: transient errors are retried
-a bounded number of times (`GCFKIT_METRICS_EXPORT_ATTEMPTS`), then the points are dropped, logged and
-counted (`metrics_export_failures`, `metrics_export_dropped_points`); a cumulative series' next point
-carries its total anyway. `google.cloud.monitoring_v3` (~0.7 s to import) is imported on the first export.
+up to `GCFKIT_METRICS_EXPORT_ATTEMPTS` calls in all (each `GCFKIT_METRICS_EXPORT_TIMEOUT_SECONDS` at
+most), then the points are dropped, logged and counted (`metrics_export_failures`,
+`metrics_export_dropped_points`) and the chunks left wait for the next window; a cumulative series' next
+point carries its total anyway. `google.cloud.monitoring_v3` (~0.7 s to import) is imported on the first export.
 """
 
 from __future__ import annotations
@@ -103,7 +104,11 @@ class CloudMonitoringExporter:
             kind, value_type, value = "GAUGE", "DOUBLE", {"double_value": float(series.value)}
             interval = {"end_time": end}
         else:
-            start = min(series.started, now - 0.001)  # a cumulative interval must not be empty
+            # A cumulative interval must not be empty, and its start never moves once sent: a series created
+            # within the last millisecond starts a millisecond earlier, for this point and every later one.
+            if series.started > now - 0.001:
+                series.started = now - 0.001
+            start = series.started
             interval = {"start_time": _timestamp(start), "end_time": end}
             if metric.kind == "counter":
                 kind, value_type, value = "CUMULATIVE", "INT64", {"int64_value": series.value}
@@ -142,8 +147,11 @@ class CloudMonitoringExporter:
                 for _, s, _ in chunk:
                     s.exported_at = now
             elif outcome == "retryable":
-                for _, s, _ in chunk:  # the next window sends the newest cumulative values instead
+                # The service is unwell: the chunks left are not tried now (an export costs one request at
+                # most ATTEMPTS x TIMEOUT); the next window sends their newest cumulative values instead.
+                for _, s, _ in due[first:]:
                     s.dirty = True
+                break
         return written
 
     def _send(self, client, series: list) -> str | None:

@@ -173,6 +173,35 @@ def test_only_recorded_series_are_sent_and_never_twice_within_ten_seconds(export
     assert exporter.export(start + 100) == 0, "nothing recorded, nothing sent"
 
 
+def test_a_series_exported_the_moment_it_was_created_keeps_its_start_for_later_points(exporter_for, service):
+    """with_monitoring creates the error series microseconds before an export that may be due: the first
+    point's interval must not be empty, and every later point must keep that same start."""
+    registry = Registry(keep_points=False)
+    metrics = Metrics(registry)
+    metrics.increment("orders")
+    exporter = exporter_for(registry)
+    created = registry.metrics["orders"].series[()].started
+    assert exporter.export(created) == 1
+    metrics.increment("orders")
+    assert exporter.export(created + 60) == 1, "the service rejected the second point"
+    starts = {s.points[0].interval.start_time.timestamp() for s in service.series()}
+    assert len(starts) == 1 and starts.pop() < created
+
+
+def test_after_a_transient_failure_the_chunks_left_wait_for_the_next_window(exporter_for, service):
+    registry = Registry(max_series=1000, keep_points=False)
+    metrics = Metrics(registry)
+    for customer in range(450):
+        metrics.increment("orders", customer=f"c{customer}")
+    exporter = exporter_for(registry, GCFKIT_METRICS_EXPORT_ATTEMPTS="2")
+    service.failures = [grpc.StatusCode.UNAVAILABLE] * 2
+    started = registry.metrics["orders"].series[(("customer", "c0"),)].started
+    assert exporter.export(started + 60) == 0
+    assert len(service.requests) == 2, "the first chunk's two attempts, and nothing more in this export"
+    assert exporter.export(started + 120) == 452  # the 450, and the two failure metrics
+    assert [len(r.time_series) for r in service.requests[2:]] == [200, 200, 52]
+
+
 def test_a_window_is_paid_only_when_due(exporter_for, service):
     registry = Registry(keep_points=False)
     Metrics(registry).increment("orders")

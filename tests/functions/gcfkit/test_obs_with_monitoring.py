@@ -121,6 +121,17 @@ def test_bad_json_is_a_json_400_and_abort_keeps_its_status(served, lines):
         ("WARNING", 400, "success"), ("WARNING", 404, "success")]
 
 
+def test_an_aborted_response_and_an_applications_own_http_error_keep_their_status(served, lines):
+    client = served("obs_http_app.py", "orders")
+    forbidden, expired = client.get("/forbidden"), client.get("/expired")
+    assert forbidden.status_code == 403 and forbidden.get_json() == {"error": "forbidden", "message": "not your order"}
+    assert expired.status_code == 402 and expired.get_json() == {"error": "payment_required",
+                                                                 "message": "the plan has expired"}
+    entries = lines()
+    assert not [e for e in entries if e.get("@type")], "a deliberate 4xx is not an error event"
+    assert [e["httpRequest"]["status"] for e in entries if "httpRequest" in e] == [403, 402]
+
+
 def test_a_returned_5xx_fails_the_invocation_and_writes_the_debug_buffer(served, lines):
     client = served("obs_http_app.py", "orders")
     assert client.get("/unavailable").status_code == 503

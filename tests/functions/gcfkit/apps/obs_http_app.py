@@ -3,13 +3,21 @@
 import threading
 
 import functions_framework
-from flask import abort
+from flask import abort, make_response
 from gcfkit.logging import Logger
 from gcfkit.metrics import Metrics
 from gcfkit.monitoring import with_monitoring
+from werkzeug.exceptions import HTTPException
 
 logger = Logger()
 metrics = Metrics()
+
+
+class PaymentRequired(HTTPException):  # an application's own HTTP error
+    code = 402
+    description = "the plan has expired"
+
+
 entered = threading.Barrier(2, timeout=10)  # the concurrency test holds two requests inside the function
 
 
@@ -28,6 +36,10 @@ def orders(request):
         return {"received": request.get_json()}  # bad JSON -> werkzeug BadRequest -> JSON 400
     if request.path == "/missing":
         abort(404, description="no such order")
+    if request.path == "/forbidden":
+        abort(make_response({"error": "forbidden", "message": "not your order"}, 403))
+    if request.path == "/expired":
+        raise PaymentRequired()
     if request.path == "/unavailable":
         return {"error": "maintenance"}, 503
     if request.path == "/forgot-to-return":

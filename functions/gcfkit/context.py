@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import _thread  # the C lock: `threading` costs ~2 ms of import on a cold start
 import contextvars
+import os
 import time
 
 from gcfkit import settings as _settings
@@ -104,6 +105,17 @@ def instance() -> Instance:
     if _instance is None:
         _instance = Instance()
     return _instance
+
+
+def _follow_the_fork() -> None:
+    """The forked worker's instance (see settings._new_instance_after_fork, which runs first): its id, and
+    a fresh lock."""
+    if _instance is not None:
+        _instance.instance_id = _settings.current().instance_id
+        _instance._lock = _thread.allocate_lock()
+
+
+os.register_at_fork(after_in_child=_follow_the_fork)
 
 
 def reset_instance(started: float | None = None) -> Instance:

@@ -42,6 +42,7 @@ from gcfkit.logging.logger import Logger, flush_debug_buffer
 from gcfkit.logging.render import encode
 from gcfkit.metrics import Metrics, exporter
 from gcfkit.metrics.logexport import FIELD, render_points
+from gcfkit.metrics.registry import MAX_INVOCATION_POINTS
 from gcfkit.tracecontext import from_headers
 
 INVOCATIONS = "invocations"
@@ -255,6 +256,8 @@ class _Monitor:
             details += ',"slowest":' + encode([{"name": n, "ms": round(ms, 3), "count": c} for n, (ms, c) in slowest])
         points = invocation.metric_points
         objects = render_points(points) if points else ()
+        if points and len(points) >= MAX_INVOCATION_POINTS:
+            details += f',"metric_points_capped":{MAX_INVOCATION_POINTS}'
         raw = (f'{raw},"invocation":{{"status":"{outcome}","duration_ms":{duration},"start":"{start_kind}"'
                f'{details}}}{_FIELD_KEY + objects[0] if objects else ""}')
         if failed:

@@ -214,3 +214,18 @@ def reload(environ: dict[str, str] | None = None) -> Settings:
     with _lock:
         _current = Settings.from_env(environ)
     return _current
+
+
+def _new_instance_after_fork() -> None:
+    """functions-framework with WORKERS > 1 runs gunicorn, which forks its workers after the function's
+    module was loaded (and these settings read): each worker is an instance of its own, with its own id,
+    so two workers never write the same Cloud Monitoring series."""
+    global _lock
+    _lock = _thread.allocate_lock()
+    if _current is not None:
+        configured = os.environ.get("GCFKIT_INSTANCE_ID")
+        new_id = f"{configured}-{os.getpid()}" if configured else os.urandom(8).hex()
+        object.__setattr__(_current, "instance_id", new_id)  # the one change settings ever see
+
+
+os.register_at_fork(after_in_child=_new_instance_after_fork)

@@ -127,6 +127,7 @@ class CloudMonitoringExporter:
         due = self.collect(now)
         if not due:
             return 0
+        self.resource["labels"]["task_id"] = _context.instance().instance_id  # a forked worker's own id
         if not self.project:
             self._failed("no_project", "no project id: set GOOGLE_CLOUD_PROJECT in the function's environment",
                          len(due))

@@ -21,14 +21,21 @@ from gcfkit.metrics.sketch import QuantileSketch
 
 OTHER = "other"
 FOLDED_METRIC = "metric_series_folded"
-MAX_PENDING_POINTS = 10_000  # per invocation, and outside invocations until flushed
+# Log-export points kept for the log: each takes a line beyond the first of each metric, so an invocation
+# keeps at most MAX_INVOCATION_POINTS (a timer in a loop of 10,000 reads would write 10,000 lines); the
+# rest still count in the in-process totals and percentiles. Outside invocations, until flushed.
+MAX_INVOCATION_POINTS = 100
+MAX_PENDING_POINTS = 10_000
 _MAX_LABEL_VALUE = 256
 
 
 def _number(kind: str, name: str, value) -> float:
     if type(value) is bool or not isinstance(value, (int, float)) or value - value != 0:  # NaN and infinities
         raise ValueError(f"{kind} {name!r}: value must be a finite number, got {value!r}")
-    return value
+    if type(value) is int or type(value) is float:
+        return value
+    # A subclass (numpy.float64, an IntEnum) becomes the plain number: its repr is not JSON.
+    return int(value) if isinstance(value, int) else float(value)
 
 
 def _check_name(kind: str, name: str) -> str:
@@ -119,12 +126,12 @@ class Metric(ABC):
         if self.registry.keep_points:
             invocation = _context.current()
             if invocation is None:
-                points = self.registry.pending
+                points, limit = self.registry.pending, MAX_PENDING_POINTS
             else:
-                points = invocation.metric_points
+                points, limit = invocation.metric_points, MAX_INVOCATION_POINTS
                 if points is None:
                     points = invocation.metric_points = []
-            if len(points) < MAX_PENDING_POINTS:
+            if len(points) < limit:
                 points.append((series, value))
             else:
                 self.registry.dropped_points += 1
@@ -165,7 +172,7 @@ class Gauge(Metric):
         self.set_series(self.series_for(labels), value)
 
     def set_series(self, series: Series, value: float) -> None:
-        series.value = _number(self.kind, self.name, value)
+        series.value = value = _number(self.kind, self.name, value)
         series.dirty = True
         self._point(series, value)
 
@@ -186,7 +193,7 @@ class Histogram(Metric):
 
     def observe_series(self, series: Series, value: float, point: bool = True) -> None:
         if (type(value) is not float and type(value) is not int) or value - value != 0:
-            _number(self.kind, self.name, value)  # raises unless an int/float subclass with a finite value
+            value = _number(self.kind, self.name, value)  # raises unless a finite int/float (subclass)
         with self._lock:
             series.sketch.add(value)
             series.dirty = True

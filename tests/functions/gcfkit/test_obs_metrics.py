@@ -117,6 +117,38 @@ def test_log_export_puts_at_most_one_point_per_metric_on_a_line(metrics):
     ]
 
 
+def test_number_subclasses_are_written_as_plain_json_numbers(metrics):
+    import enum
+
+    class Price(float):  # numpy.float64 is a float subclass whose repr is "np.float64(1.5)"
+        def __repr__(self):
+            return f"Price({float(self)})"
+
+    class Size(enum.IntEnum):
+        LARGE = 3
+
+    def work():
+        metrics.observe("payment_ms", Price(1.5))
+        metrics.set_gauge("queue_depth", Price(2.5))
+        metrics.set_gauge("batch_size", Size.LARGE)
+
+    objects = [json.loads(text) for text in render_points(invocation_points(work))]
+    assert [{name: point["value"] for name, point in line.items()} for line in objects] == [
+        {"payment_ms": 1.5, "queue_depth": 2.5, "batch_size": 3}]
+    assert metrics.snapshot()["queue_depth"]["series"][0]["value"] == 2.5
+
+
+def test_an_invocation_keeps_at_most_a_hundred_points_for_the_log(metrics):
+    from gcfkit.metrics.registry import MAX_INVOCATION_POINTS
+
+    def work():
+        for _ in range(1000):
+            metrics.observe("read_ms", 1.0)
+
+    assert len(invocation_points(work)) == MAX_INVOCATION_POINTS == 100
+    assert metrics.snapshot()["read_ms"]["series"][0]["count"] == 1000, "the totals keep every recording"
+
+
 def test_points_outside_an_invocation_are_written_by_flush(obs_env, capsys):
     from gcfkit.testing import log_lines, metric_points
 

@@ -69,3 +69,46 @@ def test_every_bad_value_is_named_at_once():
     with pytest.raises(SettingsError) as error:
         Settings.from_env({"LOG_LEVEL": "verbose", "GCFKIT_METRICS_EXPORT": "bogus"})
     assert "LOG_LEVEL: got 'verbose'" in str(error.value) and "GCFKIT_METRICS_EXPORT: got 'bogus'" in str(error.value)
+
+
+@pytest.mark.parametrize("configured", ["", "pinned"])
+def test_each_forked_worker_is_an_instance_of_its_own(configured):
+    """gunicorn (functions-framework with WORKERS > 1) forks after the function's module loaded: each worker
+    needs its own instance id, or they write the same Cloud Monitoring series. Forks in a fresh interpreter."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = """
+import json, os, sys
+from gcfkit import context, settings
+ids = {"master": (settings.current().instance_id, context.instance().instance_id)}
+for worker in (1, 2):
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.write(write, json.dumps([settings.current().instance_id, context.instance().instance_id,
+                                    os.getpid()]).encode())
+        os._exit(0)
+    os.close(write)
+    os.waitpid(pid, 0)
+    ids[worker] = json.loads(os.read(read, 1000))
+print(json.dumps(ids))
+"""
+    functions = Path(__file__).resolve().parents[3] / "functions"
+    env = {k: v for k, v in os.environ.items() if k != "GCFKIT_INSTANCE_ID"}
+    if configured:
+        env["GCFKIT_INSTANCE_ID"] = configured
+    result = subprocess.run([sys.executable, "-c", script], cwd=functions, env=env, capture_output=True, text=True,
+                            check=True, timeout=60)
+    ids = json.loads(result.stdout)
+    master = ids["master"][0]
+    workers = [ids["1"], ids["2"]]
+    assert ids["master"][1] == master
+    for settings_id, instance_id, pid in workers:
+        assert settings_id == instance_id != master
+        if configured:
+            assert settings_id == f"pinned-{pid}"
+    assert workers[0][0] != workers[1][0]

@@ -132,6 +132,16 @@ def test_an_aborted_response_and_an_applications_own_http_error_keep_their_statu
     assert [e["httpRequest"]["status"] for e in entries if "httpRequest" in e] == [403, 402]
 
 
+def test_a_recording_loop_writes_at_most_a_hundred_points_and_says_so(served, lines):
+    client = served("obs_http_app.py", "orders")
+    assert client.get("/loop").status_code == 200
+    entries = lines()
+    points = [e["gcfkit_metrics"] for e in entries if "gcfkit_metrics" in e]
+    assert sum(len(p) for p in points) == 100 and len(entries) < 110
+    (end,) = [e for e in entries if "invocation" in e]
+    assert end["invocation"]["metric_points_capped"] == 100
+
+
 def test_a_returned_5xx_fails_the_invocation_and_writes_the_debug_buffer(served, lines):
     client = served("obs_http_app.py", "orders")
     assert client.get("/unavailable").status_code == 503

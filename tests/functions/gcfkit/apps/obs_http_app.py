@@ -40,6 +40,9 @@ def orders(request):
         abort(make_response({"error": "forbidden", "message": "not your order"}, 403))
     if request.path == "/expired":
         raise PaymentRequired()
+    if request.path == "/loop":
+        for _ in range(150):
+            metrics.observe("read_ms", 1.0)
     if request.path == "/unavailable":
         return {"error": "maintenance"}, 503
     if request.path == "/forgot-to-return":

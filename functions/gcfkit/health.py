@@ -90,7 +90,8 @@ class HealthChecks:
             with self._lock:  # one round at a time; the others wait and get its result
                 cached = self._cached
                 if cached is None or time.monotonic() >= cached[0]:
-                    cached = self._cached = (time.monotonic() + self.cache_seconds, self._run_all(), time.time())
+                    body = self._run_all()  # the result is kept for cache_seconds from when it is known
+                    cached = self._cached = (time.monotonic() + self.cache_seconds, body, time.time())
                     return self._answer(cached, False)
         return self._answer(cached, True)
 

@@ -113,12 +113,18 @@ class Logger:
             invocation.fragment = None
 
     def remove_keys(self, *names: str) -> None:
+        """The mirror of append_keys: inside an invocation it removes keys appended during the invocation
+        (the logger's persistent keys belong to every concurrent request and are left alone); outside one
+        it removes persistent keys."""
         invocation = _context.current()
+        if invocation is None:
+            for name in names:
+                self._persistent.pop(name, None)
+            self._rebuild_static()
+            return
         for name in names:
-            self._persistent.pop(name, None)
-            if invocation is not None and invocation.keys and invocation.keys.pop(name, None) is not None:
+            if invocation.keys and invocation.keys.pop(name, None) is not None:
                 invocation.fragment = None
-        self._rebuild_static()
 
     def get_current_keys(self) -> dict:
         invocation = _context.current()
@@ -175,8 +181,13 @@ class Logger:
         self._log("CRITICAL", 50, msg, args, extra, exc_info)
 
     def log(self, level: str | int, msg: object, *args, exc_info=None, **extra) -> None:
-        name = severity_name(level)
-        self._log(name, LEVELS[name], msg, args, extra, exc_info)
+        try:
+            name = severity_name(level)
+            number = LEVELS[name]
+        except Exception as exc:  # an unknown level: the line is written anyway, with what went wrong
+            self._last_resort("DEFAULT", msg, exc)
+            return
+        self._log(name, number, msg, args, extra, exc_info)
 
     # --- rendering --------------------------------------------------------------------------------------
     def _log(self, severity: str, number: int, msg, args, extra, exc_info, depth: int = 2) -> None:
@@ -244,6 +255,8 @@ class Logger:
                 extra = {**keys, **extra}
                 static = ""
                 fragment = self._idle_fragment if invocation is None else self._invocation_fragment(invocation, False)
+        if extra and (exc_info or (invocation is not None and invocation.correlation_id)):
+            extra = _renamed_clashes(extra, exc_info, invocation)
         fields = self.redactor.fields(extra) if extra else ""
         stamp = self._clock.now() if now is None else self._clock.stamp(now)
         return (f'{_HEADS[severity]}{render.escape(text)},"time":"{stamp}"'
@@ -334,6 +347,20 @@ class Logger:
                    + render.escape(error) + "}\n")
 
 
+def _renamed_clashes(extra: dict, exc_info, invocation) -> dict:
+    """`error` and `correlation_id` are ordinary keys, except on the lines where gcfkit writes its own (an
+    error event's `error`, the invocation's `correlation_id`): there the caller's is renamed `error_` /
+    `correlation_id_`, so no line has a key twice (a JSON parser would keep one and lose the other)."""
+    taken = []
+    if exc_info and "error" in extra:
+        taken.append("error")
+    if invocation is not None and invocation.correlation_id and "correlation_id" in extra:
+        taken.append("correlation_id")
+    if not taken:
+        return extra
+    return {(key + "_" if key in taken else key): value for key, value in extra.items()}
+
+
 def flush_debug_buffer(invocation) -> int:
     """Write the debug lines an invocation buffered (it failed). Returns how many were written."""
     buffer = invocation.debug_buffer
@@ -342,5 +369,8 @@ def flush_debug_buffer(invocation) -> int:
     invocation.debug_buffer = None
     for logger, when, severity, msg, args, extra, code, line in buffer:
         extra = {**(extra or {}), "debug_buffered": True}
-        logger.write(logger.render(severity, msg, args, extra, None, invocation, code, line, now=when))
+        try:  # written while a failure is being reported: never a second failure
+            logger.write(logger.render(severity, msg, args, extra, None, invocation, code, line, now=when))
+        except Exception as exc:
+            logger._last_resort(severity, msg, exc)
     return len(buffer)

@@ -28,6 +28,7 @@ RESERVED = frozenset({
     "logging.googleapis.com/trace", "logging.googleapis.com/spanId", "logging.googleapis.com/trace_sampled",
     "logging.googleapis.com/labels", "logging.googleapis.com/sourceLocation", "logging.googleapis.com/operation",
     "logging.googleapis.com/insertId", "gcfkit_metrics", "cold_start",
+    "debug_sampled",
 })
 _MAX_REPR = 500
 

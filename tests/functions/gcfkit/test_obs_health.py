@@ -68,6 +68,16 @@ def test_a_probe_storm_costs_one_round_and_a_hung_check_is_not_started_twice(obs
     release.set()
 
 
+def test_the_cache_lasts_from_when_the_result_is_known_even_when_checks_are_slower_than_it():
+    import time
+
+    health = HealthChecks(cache_seconds=0.3, timeout=2)
+    health.register("slow", lambda: time.sleep(0.4) or True)
+    first, _ = health.run()
+    second, _ = health.run()
+    assert (first["cached"], second["cached"], health.runs) == (False, True, 1)
+
+
 def test_duplicate_names_are_refused():
     health = HealthChecks()
     health.register("x", lambda: None)

@@ -71,6 +71,22 @@ def test_sensitive_keys_are_redacted_at_any_depth_and_reserved_keys_renamed(obs_
     assert entry["token_count"] == 3
 
 
+def test_keys_named_like_gcfkits_own_fields_are_renamed_so_no_line_has_a_key_twice(obs_env):
+    logger, out = make()
+    token = context.begin(context.Invocation(execution_id="e1", debug=True))
+    logger.set_correlation_id("corr-1")
+    try:
+        raise ValueError("declined")
+    except ValueError:
+        logger.exception("payment failed", error="declined", correlation_id="mine", debug_sampled="mine")
+    context.end(token)
+    line = out.getvalue().splitlines()[0]
+    assert all(line.count(f'"{key}":') == 1 for key in ("error", "correlation_id", "debug_sampled"))
+    (entry,) = entries(out)
+    assert entry["error"]["fingerprint"] and entry["error_"] == "declined"
+    assert entry["correlation_id"] == "corr-1" and entry["correlation_id_"] == "mine"
+
+
 @dataclasses.dataclass
 class Order:
     id: int
@@ -92,8 +108,10 @@ def test_any_value_is_written_and_the_logger_never_raises(obs_env):
     logger.info("%d items", "not a number")
     logger.info(Unprintable())
     logger.error("%s", Unprintable())
+    logger.log("VERBOSE", "an unknown level")
     lines = entries(out)  # strict JSON: NaN / Infinity would fail here
-    assert len(lines) == 4
+    assert len(lines) == 5
+    assert lines[4]["severity"] == "DEFAULT" and "unknown log level 'VERBOSE'" in lines[4]["gcfkit_log_error"]
     values = lines[0]
     assert values["when"] == "2026-05-09T07:35:00" and values["raw"] == "\\xffbytes"
     assert values["order"] == {"id": 1, "secret": "[REDACTED]"}
@@ -101,6 +119,20 @@ def test_any_value_is_written_and_the_logger_never_raises(obs_env):
     assert "unserializable" in values["cycle"] and values["error"] == "ValueError: bad"
     assert lines[1]["message"] == "%d items ('not a number',)"
     assert "gcfkit_log_error" in lines[2] and "gcfkit_log_error" in lines[3]
+
+
+def test_a_buffered_line_that_cannot_be_rendered_does_not_fail_the_flush(obs_env):
+    from gcfkit.logging.logger import flush_debug_buffer
+
+    logger, out = make()
+    invocation = context.Invocation(execution_id="e1")
+    token = context.begin(invocation)
+    logger.debug(Unprintable())  # kept in the debug buffer: the level is INFO
+    logger.debug("kept too")
+    context.end(token)
+    assert flush_debug_buffer(invocation) == 2
+    broken, kept = entries(out)
+    assert "gcfkit_log_error" in broken and kept["message"] == "kept too" and kept["debug_buffered"] is True
 
 
 def test_a_broken_stream_is_not_the_applications_problem(obs_env):
@@ -134,7 +166,11 @@ def test_keys_appended_outside_an_invocation_stay_inside_one_end_with_it(obs_env
     logger.info("inside", region="us")  # the call's value wins, and the key appears once
     assert logger.get_current_keys() == {"component": "billing", "region": "eu", "order_id": 7}
     assert logger.get_correlation_id() == "corr-1"
+    logger.remove_keys("order_id", "component")  # in an invocation: its own keys only
+    assert logger.get_current_keys() == {"component": "billing", "region": "eu"}
+    logger.append_keys(order_id=7)
     context.end(token)
+    assert logger.get_current_keys() == {"component": "billing", "region": "eu"}, "the next request's keys"
     logger.remove_keys("region")
     logger.info("after")
     inside, after = entries(out)

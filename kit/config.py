@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 import sys
 from dataclasses import dataclass
 from enum import StrEnum
@@ -27,6 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # Overridable so tests (and experiments) can point the whole tool at a copy of the environment files.
 ENVIRONMENTS_DIR = Path(os.environ.get("GCF_KIT_ENVIRONMENTS_DIR", ROOT / "environments"))
 SYNTH_OUTDIR = Path(os.environ.get("GCF_KIT_OUTDIR", ROOT / "cdktf.out"))
+STATE_DIR = Path(os.environ.get("GCF_KIT_STATE_DIR", ROOT / ".local"))  # what deploys record, per environment
 FUNCTIONS_DIR = ROOT / "functions"  # exactly what is bundled and deployed
 
 
@@ -39,8 +41,14 @@ def use_runtime_package() -> None:
 MEMORY_SIZES_MIB = {"128Mi": 128, "256Mi": 256, "512Mi": 512, "1Gi": 1024, "2Gi": 2048,
                     "4Gi": 4096, "8Gi": 8192, "16Gi": 16384, "32Gi": 32768}
 CPU_VALUES = ("0.083", "0.167", "0.333", "0.583", "1", "2", "4", "6", "8")
-# Cloud Run: more memory needs more vCPU (memory MiB above the key needs at least the value).
-MIN_CPU_FOR_MEMORY = ((4096, 2.0), (8192, 4.0), (16384, 8.0))
+# What Cloud Functions gives a function that sets only its memory; the kit's default cpu is the same.
+DEFAULT_CPU_FOR_MEMORY = {"128Mi": "0.083", "256Mi": "0.167", "512Mi": "0.333", "1Gi": "0.583", "2Gi": "1",
+                          "4Gi": "2", "8Gi": "2", "16Gi": "4", "32Gi": "8"}
+# Cloud Run's CPU/memory rules (docs: "Configure CPU limits", "Configure memory limits"):
+# memory MiB above the first value needs at least the second vCPUs ...
+MIN_CPU_FOR_MEMORY = ((512, 0.5), (1024, 1.0), (4096, 2.0), (8192, 4.0), (16384, 6.0), (24576, 8.0))
+# ... and at least the first value of vCPUs needs at least the second MiB of memory.
+MIN_MEMORY_FOR_CPU = ((4.0, 2048), (6.0, 4096))
 
 
 def min_cpu_for(memory_mib: int) -> float:
@@ -48,10 +56,32 @@ def min_cpu_for(memory_mib: int) -> float:
     return max((cpu for above, cpu in MIN_CPU_FOR_MEMORY if memory_mib > above), default=0.0)
 
 
+def min_memory_for(cpu: float) -> int:
+    """The least memory (MiB) Cloud Run allows with this many vCPUs."""
+    return max((mib for at_least, mib in MIN_MEMORY_FOR_CPU if cpu >= at_least), default=0)
+
+
+def cpu_memory_problem(cpu: str, memory: str, sizes: tuple[str, ...] = tuple(MEMORY_SIZES_MIB)) -> str | None:
+    """Why Cloud Run would reject this cpu/memory pair (naming the minimum cpu or the memory range), or None."""
+    vcpus, mib = float(cpu), MEMORY_SIZES_MIB[memory]
+    fits = [size for size in sizes if min_cpu_for(MEMORY_SIZES_MIB[size]) <= vcpus
+            and MEMORY_SIZES_MIB[size] >= min_memory_for(vcpus)]
+    with_cpu = f"memory {fits[0]}..{fits[-1]} with cpu {cpu}" if fits else f"no memory size with cpu {cpu}"
+    if vcpus < (needed := min_cpu_for(mib)):
+        return f"memory {memory} needs cpu >= {needed:g} (got {cpu}); allowed: cpu {needed:g} or more, or {with_cpu}"
+    if mib < (least := min_memory_for(vcpus)):
+        least_size = next(size for size, size_mib in MEMORY_SIZES_MIB.items() if size_mib >= least)
+        return f"cpu {cpu} needs memory >= {least_size} (got {memory}); allowed: {with_cpu}"
+    return None
+
+
 # Set by Cloud Functions itself, or by the kit for every function (stacks/function.py, kit/local.py).
 RESERVED_ENV_VARS = {"PORT", "K_SERVICE", "K_REVISION", "K_CONFIGURATION", "FUNCTION_TARGET",
                      "FUNCTION_SIGNATURE_TYPE", "FUNCTION_NAME", "FUNCTION_REGION", "GOOGLE_FUNCTION_SOURCE",
                      "LOG_EXECUTION_ID", "GOOGLE_CLOUD_PROJECT", "GCFKIT_REGION"}
+# An environment's name is its file name; stacks are named `<env>-functions`, so no hyphen (or anything a
+# folder, a Terraform state prefix or a GitHub environment would read differently).
+ENVIRONMENT_NAME = r"^[a-z][a-z0-9]*$"
 ENV_VAR_NAME = r"^[A-Z_][A-Z0-9_]*$"
 PROJECT_ID = r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$"
 REGION = r"^[a-z]+-[a-z]+[0-9]+$"
@@ -96,6 +126,16 @@ class Ingress(StrEnum):
                 "internal-and-gclb": "ALLOW_INTERNAL_AND_GCLB"}[self.value]
 
 
+PUBSUB_PUBLISHED = "google.cloud.pubsub.topic.v1.messagePublished"
+
+
+def memory_size(value: Any, sizes: tuple[str, ...], what: str) -> str:
+    """`value` if it is one of `sizes`; otherwise a ValueError listing them (also for a bare number)."""
+    if not isinstance(value, str) or value not in sizes:
+        raise ValueError(f"{value!r} is not {what}; allowed: {', '.join(sizes)}")
+    return value
+
+
 class HttpTrigger(_Model):
     type: Literal["http"]
 
@@ -104,7 +144,8 @@ class EventTrigger(_Model):
     """An Eventarc trigger. `topic` is created by the stack unless `create_topic` is false."""
 
     type: Literal["event"]
-    event_type: str = "google.cloud.pubsub.topic.v1.messagePublished"
+    # The stack wires every event trigger to its Pub/Sub topic, so this is the one event type it supports.
+    event_type: Literal["google.cloud.pubsub.topic.v1.messagePublished"] = PUBSUB_PUBLISHED
     topic: Annotated[str, Field(pattern=r"^[a-zA-Z][a-zA-Z0-9._~%+-]{2,254}$")]
     create_topic: bool = True
     retry: bool = False
@@ -130,14 +171,24 @@ class Function(_Model):
     min_instances: Annotated[int, Field(ge=0, le=1000)] = 0
     max_instances: Annotated[int, Field(ge=1, le=1000)] = 10
     concurrency: Annotated[int, Field(ge=1, le=1000)] = 1
-    cpu: str = "0.583"
+    cpu: str = DEFAULT_CPU_FOR_MEMORY["512Mi"]  # set from memory when the file leaves it out (below)
     memory: str = "512Mi"
     timeout_seconds: Annotated[int, Field(ge=1, le=3600)] = 60
     ingress: Ingress = Ingress.internal
     public: bool = False
     invokers: tuple[Annotated[str, Field(pattern=MEMBER)], ...] = ()
-    env: dict[Annotated[str, Field(pattern=ENV_VAR_NAME)], str] = Field(default_factory=dict)
+    # Strict: YAML turns unquoted 1.10 into 1.1 and 0012 into 10, so only quoted text is accepted.
+    env: dict[Annotated[str, Field(pattern=ENV_VAR_NAME)], Annotated[str, Field(strict=True)]] = Field(
+        default_factory=dict)
     secrets: dict[Annotated[str, Field(pattern=ENV_VAR_NAME)], SecretRef] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_cpu_from_memory(cls, data: Any) -> Any:
+        """Like Cloud Functions: a function that sets only `memory` gets the CPU that goes with it."""
+        if isinstance(data, dict) and "cpu" not in data and isinstance(data.get("memory"), str):
+            return {**data, "cpu": DEFAULT_CPU_FOR_MEMORY.get(data["memory"], cls.model_fields["cpu"].default)}
+        return data
 
     @field_validator("cpu", mode="before")
     @classmethod
@@ -147,22 +198,10 @@ class Function(_Model):
             raise ValueError(f"{value!r} is not a Cloud Functions CPU value; allowed: {', '.join(CPU_VALUES)}")
         return text
 
-    @field_validator("memory")
+    @field_validator("memory", mode="before")
     @classmethod
-    def _memory(cls, value: str) -> str:
-        if value not in MEMORY_SIZES_MIB:
-            raise ValueError(f"{value!r} is not a valid memory size; allowed: {', '.join(MEMORY_SIZES_MIB)}")
-        return value
-
-    @field_validator("env", mode="before")
-    @classmethod
-    def _env_values_are_text(cls, value: Any) -> Any:
-        if isinstance(value, dict):
-            for key, item in value.items():
-                if not isinstance(item, str | int | float) or isinstance(item, bool):
-                    raise ValueError(f"env.{key}: values are strings (quote them), got {type(item).__name__}")
-            return {k: str(v) for k, v in value.items()}
-        return value
+    def _memory(cls, value: Any) -> str:
+        return memory_size(value, tuple(MEMORY_SIZES_MIB), "a valid memory size")
 
     @field_validator("env")
     @classmethod
@@ -185,9 +224,8 @@ class Function(_Model):
         if self.concurrency > 1 and cpu < 1:
             problems.append(f"concurrency {self.concurrency} needs cpu >= 1 (got {self.cpu}); "
                             "allowed: concurrency 1 with fractional CPU, or cpu '1' and above")
-        memory = MEMORY_SIZES_MIB[self.memory]
-        if cpu < (needed := min_cpu_for(memory)):
-            problems.append(f"memory {self.memory} needs cpu >= {needed:g} (got {self.cpu})")
+        if problem := cpu_memory_problem(self.cpu, self.memory):
+            problems.append(problem)
         if isinstance(self.trigger, EventTrigger) and self.timeout_seconds > 540:
             problems.append(f"timeout_seconds {self.timeout_seconds} is too long for an event function; "
                             "allowed: 1..540")
@@ -248,6 +286,9 @@ class Local(_Model):
     base_port: Annotated[int, Field(ge=1024, le=65000)] = 8081
 
 
+JOB_MEMORY_SIZES = tuple(size for size, mib in MEMORY_SIZES_MIB.items() if mib >= 512)  # gen2 execution
+
+
 class MigrationJob(_Model):
     """A Cloud Run Job that runs `python -m gcfkit.migrations up` from the function bundle, in parallel tasks.
 
@@ -268,22 +309,18 @@ class MigrationJob(_Model):
     def _cpu_as_text(cls, value: Any) -> Any:
         return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
-    @field_validator("memory")
+    @field_validator("memory", mode="before")
     @classmethod
-    def _memory(cls, value: str) -> str:
-        allowed = [size for size, mib in MEMORY_SIZES_MIB.items() if mib >= 512]
-        if value not in allowed:
-            raise ValueError(f"{value!r} is not a Cloud Run job memory size; allowed: {', '.join(allowed)}")
-        return value
+    def _memory(cls, value: Any) -> str:
+        return memory_size(value, JOB_MEMORY_SIZES, "a Cloud Run job memory size")
 
     @model_validator(mode="after")
     def _consistent(self) -> MigrationJob:
         if self.parallelism is not None and self.parallelism > self.tasks:
             raise ValueError(f"parallelism ({self.parallelism}) is greater than tasks ({self.tasks}); "
                              "allowed: parallelism <= tasks")
-        memory, cpu = MEMORY_SIZES_MIB[self.memory], float(self.cpu)
-        if cpu < (needed := min_cpu_for(memory)):
-            raise ValueError(f"memory {self.memory} needs cpu >= {needed:g} (got {self.cpu})")
+        if problem := cpu_memory_problem(self.cpu, self.memory, JOB_MEMORY_SIZES):
+            raise ValueError(problem)
         return self
 
 
@@ -319,6 +356,7 @@ class Environment(_Model):
 @dataclass(frozen=True)
 class _Where:
     lines: dict[tuple[str, ...], int]
+    texts: dict[tuple[str, ...], str]  # a scalar value as written in the file (before YAML typed it)
 
     def line(self, loc: tuple[str, ...]) -> int | None:
         while loc:
@@ -353,6 +391,10 @@ def environment_names(directory: Path = ENVIRONMENTS_DIR) -> list[str]:
 def load_environment(name: str, directory: Path = ENVIRONMENTS_DIR) -> Environment:
     """Read and validate `directory/<name>.yaml`. Raises ConfigError naming the file, key and what is allowed."""
     path = directory / f"{name}.yaml"
+    if not re.fullmatch(ENVIRONMENT_NAME, name):
+        raise ConfigError(path, [f": {name!r} is not a valid environment name (the file name without .yaml); "
+                                 "allowed: lowercase letters and digits, starting with a letter (e.g. dev, prod, "
+                                 "staging2)"])
     if not path.is_file():
         known = ", ".join(environment_names(directory)) or "none"
         raise ConfigError(path, [f": no such environment file; known environments: {known} "
@@ -370,24 +412,69 @@ def load_environment(name: str, directory: Path = ENVIRONMENTS_DIR) -> Environme
     if "name" in data:
         raise ConfigError(path, [f":{_lines(node).line(('name',))}: name: the environment's name is its "
                                  f"file name ({name}); remove this key"])
+    where = _lines(node)
     try:
-        return Environment.model_validate({"name": name, **data})
+        env = Environment.model_validate({"name": name, **data})
     except ValidationError as exc:
-        where = _lines(node)
         raise ConfigError(path, [_describe(err, where) for err in exc.errors()]) from None
+    if problems := _local_port_problems(env, where):
+        raise ConfigError(path, problems)
+    return env
 
 
 def load_all(directory: Path = ENVIRONMENTS_DIR) -> dict[str, Environment]:
     """Every environment, validated; all files' problems are reported together."""
+    names = environment_names(directory)
+    if not names:
+        state = "has no environment files (*.yaml)" if directory.is_dir() else "does not exist"
+        raise ConfigError(directory, [f": {state}; allowed: one <env>.yaml per environment (start from a copy of "
+                                      "the kit's environments/dev.yaml)"])
     environments, errors = {}, []
-    for name in environment_names(directory):
+    for name in names:
         try:
             environments[name] = load_environment(name, directory)
         except ConfigError as exc:
             errors.append(exc)
+    errors += _shared_projects(environments, directory)
     if errors:
         raise ConfigError.combined(errors)
     return environments
+
+
+def _local_port_problems(env: Environment, where: _Where) -> list[str]:
+    """A served environment's ports: functions get base_port, base_port+1, ...; the emulator must not be one."""
+    if env.local is None:
+        return []
+    first, last = env.local.base_port, env.local.base_port + len(env.functions) - 1
+    problems = []
+    if first <= env.local.firestore_port <= last:
+        taken = list(env.functions)[env.local.firestore_port - first]
+        problems.append(f":{where.line(('local', 'firestore_port'))}: local.firestore_port: "
+                        f"{env.local.firestore_port} is also function {taken}'s port (functions get base_port, "
+                        f"base_port+1, ...: {first}..{last}); allowed: a port outside {first}..{last}")
+    if last > 65535:
+        problems.append(f":{where.line(('local', 'base_port'))}: local.base_port: {first} leaves no port for "
+                        f"{len(env.functions)} functions; allowed: at most {65536 - len(env.functions)}")
+    return problems
+
+
+def _shared_projects(environments: dict[str, Environment], directory: Path) -> list[ConfigError]:
+    """Resource names (source bucket, service accounts, functions) do not carry the environment's name, so two
+    cloud environments in one project would manage the same resources. Local (emulated) ones are never applied."""
+    first_with: dict[str, str] = {}
+    errors = []
+    for name, env in environments.items():
+        if env.is_local:
+            continue
+        if (other := first_with.setdefault(env.project, name)) != name:
+            path = directory / f"{name}.yaml"
+            where = _lines(yaml.compose(path.read_text(encoding="utf-8"), Loader=_StrictLoader))
+            errors.append(ConfigError(path, [
+                f":{where.line(('project',))}: project: {env.project!r} is also the project of "
+                f"{_display(directory / f'{other}.yaml')}; allowed: one cloud environment per project (resource "
+                "names do not include the environment, so both would apply to the same bucket, accounts and "
+                "functions)"]))
+    return errors
 
 
 def _display(path: Path) -> str:
@@ -399,9 +486,12 @@ def _display(path: Path) -> str:
 
 def _lines(node: yaml.Node | None) -> _Where:
     lines: dict[tuple[str, ...], int] = {}
+    texts: dict[tuple[str, ...], str] = {}
 
     def walk(n: yaml.Node, loc: tuple[str, ...]) -> None:
-        if isinstance(n, yaml.MappingNode):
+        if isinstance(n, yaml.ScalarNode):
+            texts[loc] = n.value
+        elif isinstance(n, yaml.MappingNode):
             for key, value in n.value:
                 child = (*loc, str(key.value))
                 lines[child] = key.start_mark.line + 1
@@ -413,49 +503,87 @@ def _lines(node: yaml.Node | None) -> _Where:
 
     if node is not None:
         walk(node, ())
-    return _Where(lines)
+    return _Where(lines, texts)
 
 
 def _describe(err: dict[str, Any], where: _Where) -> str:
-    # Drop pydantic's discriminator tags ("http"/"event") and "[key]" parts from the path a user sees.
-    loc = tuple(str(p) for p in err["loc"] if p not in ("http", "event", "[key]"))
+    raw = tuple(str(p) for p in err["loc"])
+    loc = _schema(raw).path
     line = where.line(loc)
     prefix = f":{line}: " if line else ": "
     path = ".".join(loc) or "(top level)"
     kind, msg = err["type"], err["msg"]
     if kind == "extra_forbidden":
-        allowed = _allowed_keys(loc[:-1])
+        allowed = _allowed_keys(raw[:-1])
         close = difflib.get_close_matches(loc[-1], allowed, n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        hint = f" (did you mean {close[0]!r}?)" if close else _other_trigger_key(raw)
         return f"{prefix}{path}: unknown key{hint}; allowed: {', '.join(allowed)}"
     if kind == "missing":
         return f"{prefix}{path}: required key is missing"
     if kind == "string_pattern_mismatch":
-        return f"{prefix}{path}: {err.get('input')!r} has the wrong form; allowed: {_pattern_help(loc)}"
+        return f"{prefix}{path}: {err.get('input')!r} has the wrong form; allowed: {_pattern_help(raw, err)}"
     if kind == "union_tag_invalid" or kind == "union_tag_not_found":
-        return f"{prefix}{path}: type must be one of: http, event"
+        return f"{prefix}{path}: type must be one of: {', '.join(_TRIGGER_TAGS)}"
     if kind in ("literal_error", "enum"):
-        return f"{prefix}{path}: {err.get('input')!r} is not allowed; {msg.lower()}"
-    msg = msg.removeprefix("Value error, ")
+        return f"{prefix}{path}: {err.get('input')!r} is not allowed; {msg[0].lower()}{msg[1:]}"
     shown = err.get("input")
+    if kind == "string_type" and loc in where.texts and not isinstance(shown, dict | list):
+        written = where.texts[loc]
+        return (f"{prefix}{path}: {written} is read by YAML as the {type(shown).__name__} {shown!r}, not as text; "
+                f"allowed: text: quote it ({loc[-1]}: \"{written}\")")
+    msg = msg.removeprefix("Value error, ")
     if isinstance(shown, str | int | float | bool) and kind != "value_error":
         return f"{prefix}{path}: got {shown!r}; {msg[0].lower()}{msg[1:]}"
     return f"{prefix}{path}: {msg}"
 
 
+_TRIGGER_TAGS = {"http": HttpTrigger, "event": EventTrigger}  # trigger type -> its model
+
+
+@dataclass(frozen=True)
+class _Schema:
+    path: tuple[str, ...]  # the key path a user sees (without pydantic's "[key]" and trigger type tags)
+    shape: tuple[str, ...]  # the same with every mapping key and list position as '*' ("[key]" kept)
+    types: tuple[Any, ...]  # what the config accepts there
+
+
+def _schema(loc: tuple[str, ...]) -> _Schema:
+    """Follow a pydantic error location through the config's types."""
+    types: tuple[Any, ...] = (Environment,)
+    shape: list[str] = []
+    path: list[str] = []
+    for part in loc:
+        if part == "[key]":
+            shape.append(part)
+            types = ()
+            continue
+        if part in _TRIGGER_TAGS and _TRIGGER_TAGS[part] in types:  # the discriminated trigger's tag
+            types = (_TRIGGER_TAGS[part],)
+            continue
+        path.append(part)
+        containers = [t for t in types if get_origin(t) in (dict, tuple)]
+        models = [t for t in types if isinstance(t, type) and issubclass(t, BaseModel) and part in t.model_fields]
+        if containers:
+            shape.append("*")
+            kind = containers[0]
+            types = _models(get_args(kind)[1] if get_origin(kind) is dict else get_args(kind)[0])
+        else:
+            shape.append(part)
+            types = tuple(t for model in models for t in _models(model.model_fields[part].annotation))
+    return _Schema(tuple(path), tuple(shape), types)
+
+
 def _allowed_keys(loc: tuple[str, ...]) -> list[str]:
     """The keys a mapping at `loc` accepts, for "unknown key" messages."""
-    models: tuple[Any, ...] = (Environment,)
-    for part in loc:
-        model = models[0]
-        if get_origin(model) is dict:  # a function name or variable name: step into the value type
-            models = _models(get_args(model)[1])
-        elif isinstance(model, type) and issubclass(model, BaseModel) and part in model.model_fields:
-            models = _models(model.model_fields[part].annotation)
-        else:
-            return []
-    keys = [k for m in models if isinstance(m, type) and issubclass(m, BaseModel) for k in m.model_fields]
+    keys = [k for m in _schema(loc).types if isinstance(m, type) and issubclass(m, BaseModel) for k in m.model_fields]
     return [k for k in dict.fromkeys(keys) if k != "name"]
+
+
+def _other_trigger_key(raw: tuple[str, ...]) -> str:
+    """For an unknown key in a trigger that another trigger type accepts: say which type accepts it."""
+    tag = raw[-2] if raw[-3:-2] == ("trigger",) and raw[-2] in _TRIGGER_TAGS else None  # ...trigger.<tag>.<key>
+    others = [other for other, model in _TRIGGER_TAGS.items() if other != tag and raw[-1] in model.model_fields]
+    return f" ({raw[-1]} belongs to triggers of type {others[0]}; this one is type {tag})" if tag and others else ""
 
 
 def _models(annotation: Any) -> tuple[Any, ...]:
@@ -468,23 +596,32 @@ def _models(annotation: Any) -> tuple[Any, ...]:
     return (annotation,)
 
 
+# What each patterned value looks like, by the shape of its location (its last parts; '*' is any mapping key
+# or list position, '[key]' the key itself).
 _PATTERN_HELP = {
-    "project": "a GCP project id: 6-30 lowercase letters, digits and hyphens, starting with a letter",
-    "region": "a GCP region such as europe-west1 or us-central1",
-    "bucket": "a GCS bucket name: 3-63 lowercase letters, digits, dots, hyphens, underscores",
-    "entry_point": "a Python identifier naming a function in functions/main.py",
-    "invokers": "an IAM member such as serviceAccount:name@project.iam.gserviceaccount.com or user:a@b.c",
-    "env": "environment variable names in UPPER_SNAKE_CASE",
-    "secrets": "environment variable names in UPPER_SNAKE_CASE",
-    "functions": "function names: lowercase letters, digits and hyphens, starting with a letter",
-    "version": "latest or a version number",
-    "image": "a container image such as docker.io/library/python:3.12-slim or REGISTRY/PATH@sha256:<digest>",
+    ("project",): "a GCP project id: 6-30 lowercase letters, digits and hyphens, starting with a letter",
+    ("region",): "a GCP region such as europe-west1 or us-central1",
+    ("state", "bucket"): "a GCS bucket name: 3-63 lowercase letters, digits, dots, hyphens, underscores",
+    ("state", "prefix"): "a path in the state bucket: lowercase letters, digits, /, _ and -, starting with a "
+                         "letter or digit",
+    ("labels", "*", "[key]"): "label keys: 1-63 lowercase letters, digits, _ and -, starting with a letter",
+    ("labels", "*"): "label values: 0-63 lowercase letters, digits, _ and -",
+    ("functions", "*", "[key]"): "function names: 2-49 lowercase letters, digits and hyphens, starting with a "
+                                 "letter, not ending with a hyphen",
+    ("entry_point",): "a Python identifier naming a function in functions/main.py",
+    ("topic",): "a Pub/Sub topic id: 3-255 letters, digits and . _ ~ % + -, starting with a letter",
+    ("invokers", "*"): "an IAM member such as serviceAccount:name@project.iam.gserviceaccount.com or user:a@b.c",
+    ("env", "*", "[key]"): "environment variable names in UPPER_SNAKE_CASE",
+    ("secrets", "*", "[key]"): "environment variable names in UPPER_SNAKE_CASE",
+    ("secret",): "a Secret Manager secret id: 1-255 letters, digits, _ and -",
+    ("version",): "latest or a version number",
+    ("image",): "a container image such as docker.io/library/python:3.12-slim or REGISTRY/PATH@sha256:<digest>",
 }
 
 
-def _pattern_help(loc: tuple[str, ...]) -> str:
-    for part in reversed(loc):
-        if part in _PATTERN_HELP:
-            return _PATTERN_HELP[part]
-    return "see the comments in environments/dev.yaml"
-
+def _pattern_help(raw: tuple[str, ...], err: dict[str, Any]) -> str:
+    shape = _schema(raw).shape
+    matches = [key for key in _PATTERN_HELP if shape[-len(key):] == key]
+    if matches:
+        return _PATTERN_HELP[max(matches, key=len)]
+    return f"text matching {err.get('ctx', {}).get('pattern', 'the documented form')}"

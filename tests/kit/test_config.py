@@ -2,12 +2,37 @@
 
 from __future__ import annotations
 
+import re
 import textwrap
 from pathlib import Path
 
 import pytest
+import yaml
 
-from kit.config import ConfigError, Ingress, environment_names, load_all, load_environment
+from kit.config import (
+    ENVIRONMENT_NAME,
+    ENVIRONMENTS_DIR,
+    ROOT,
+    Alerting,
+    ConfigError,
+    Environment,
+    EventTrigger,
+    Function,
+    Ingress,
+    Local,
+    MigrationJob,
+    NotificationChannel,
+    SecretRef,
+    Slo,
+    State,
+    environment_names,
+    load_all,
+    load_environment,
+)
+
+# Every model an environment file is made of: the keys the docs must show.
+FILE_MODELS = (Environment, State, Function, EventTrigger, SecretRef, Alerting, NotificationChannel, Slo,
+               MigrationJob, Local)
 
 VALID = """\
 project: acme-test-1
@@ -46,7 +71,7 @@ def test_defaults_fill_what_a_file_leaves_out(tmp_path):
     env = load_environment("test", write(tmp_path, VALID))
     fn = env.functions["api"]
     assert fn.is_http and fn.ingress is Ingress.internal and not fn.public
-    assert (fn.cpu, fn.memory, fn.concurrency, fn.timeout_seconds) == ("0.583", "512Mi", 1, 60)
+    assert (fn.cpu, fn.memory, fn.concurrency, fn.timeout_seconds) == ("0.333", "512Mi", 1, 60)
     assert env.state.prefix == "gcf-kit" and env.runtime == "python312"
 
 
@@ -69,6 +94,11 @@ def test_numbers_for_cpu_and_secret_versions_are_accepted(tmp_path):
     (VALID + "    cpu: 3\n", ["functions.api.cpu", "allowed: 0.083"]),
     (VALID + "    concurrency: 10\n", ["concurrency 10 needs cpu >= 1"]),
     (VALID + "    memory: 16Gi\n    cpu: 2\n", ["memory 16Gi needs cpu >= 4 (got 2)"]),
+    (VALID + "    memory: 1024\n", ["test.yaml:9: functions.api.memory: 1024 is not a valid memory size; "
+                                   "allowed: 128Mi, 256Mi, 512Mi, 1Gi"]),
+    (VALID + "    trigger: {type: event, topic: t1, event_type: google.cloud.storage.object.v1.finalized}\n",
+     ["functions.api.trigger.event_type: 'google.cloud.storage.object.v1.finalized' is not allowed; "
+      "input should be 'google.cloud.pubsub.topic.v1.messagePublished'"]),
     (VALID + "    ingress: public\n", ["functions.api.ingress: 'public' is not allowed", "'internal-and-gclb'"]),
     (VALID + "    trigger: {type: pubsub}\n", ["functions.api.trigger: type must be one of: http, event"]),
     (VALID + "    trigger: {type: event}\n", ["functions.api.trigger.topic: required key is missing"]),
@@ -147,3 +177,158 @@ def test_migration_job_mistakes_are_named(tmp_path, mistake, expected):
 def test_a_local_environment_cannot_declare_a_migration_job(tmp_path):
     local = VALID.replace("acme-test-1", "demo-test-1") + "local: {}\nmigration_job: {}\n"
     assert "migration_job: a local environment runs migrations on this machine" in problems(tmp_path, local)
+
+
+@pytest.mark.parametrize(("settings", "expected"), [
+    # Cloud Run: below 0.5 vCPU at most 512Mi, below 1 vCPU at most 1Gi ...
+    ("cpu: '0.333'\n    memory: 1Gi", "functions.api: memory 1Gi needs cpu >= 0.5 (got 0.333); allowed: cpu 0.5 or "
+                                      "more, or memory 128Mi..512Mi with cpu 0.333"),
+    ("cpu: '0.583'\n    memory: 2Gi", "memory 2Gi needs cpu >= 1 (got 0.583); allowed: cpu 1 or more, or memory "
+                                      "128Mi..1Gi with cpu 0.583"),
+    # ... above 16Gi at least 6, above 24Gi 8 ...
+    ("cpu: 6\n    memory: 32Gi", "memory 32Gi needs cpu >= 8 (got 6); allowed: cpu 8 or more, or memory 4Gi..16Gi"),
+    # ... and 4 vCPU need at least 2Gi, 6 or 8 vCPU at least 4Gi.
+    ("cpu: 4\n    memory: 1Gi", "cpu 4 needs memory >= 2Gi (got 1Gi); allowed: memory 2Gi..16Gi with cpu 4"),
+    ("cpu: 8\n    memory: 2Gi", "cpu 8 needs memory >= 4Gi (got 2Gi); allowed: memory 4Gi..32Gi with cpu 8"),
+])
+def test_cpu_and_memory_pairs_cloud_run_rejects_are_named(tmp_path, settings, expected):
+    assert expected in problems(tmp_path, VALID + f"    {settings}\n")
+
+
+@pytest.mark.parametrize(("memory", "cpu"), [("128Mi", "0.083"), ("256Mi", "0.167"), ("512Mi", "0.333"),
+                                             ("1Gi", "0.583"), ("2Gi", "1"), ("4Gi", "2"), ("8Gi", "2"),
+                                             ("16Gi", "4"), ("32Gi", "8")])
+def test_memory_alone_gets_the_cpu_cloud_functions_gives_it(tmp_path, memory, cpu):
+    fn = load_environment("test", write(tmp_path, VALID + f"    memory: {memory}\n")).functions["api"]
+    assert (fn.memory, fn.cpu) == (memory, cpu)
+
+
+@pytest.mark.parametrize(("job", "expected"), [
+    ("{cpu: 4}", "migration_job: cpu 4 needs memory >= 2Gi (got 1Gi); allowed: memory 2Gi..16Gi with cpu 4"),
+    ("{cpu: 2, memory: 32Gi}", "migration_job: memory 32Gi needs cpu >= 8 (got 2)"),
+    ("{memory: 2048}", "migration_job.memory: 2048 is not a Cloud Run job memory size; allowed: 512Mi, 1Gi"),
+])
+def test_migration_job_cpu_and_memory_follow_the_same_rules(tmp_path, job, expected):
+    assert expected in problems(tmp_path, VALID + f"migration_job: {job}\n")
+
+
+def test_env_values_must_be_quoted_text_not_yaml_numbers(tmp_path):
+    message = problems(tmp_path, VALID + "    env:\n      VERSION: 1.10\n      ACCOUNT: 0012345\n"
+                                         "      DEBUG: true\n      NAME: ok\n")
+    assert 'test.yaml:10: functions.api.env.VERSION: 1.10 is read by YAML as the float 1.1, not as text; ' \
+           'allowed: text: quote it (VERSION: "1.10")' in message
+    assert 'test.yaml:11: functions.api.env.ACCOUNT: 0012345 is read by YAML as the int 5349' in message
+    assert 'test.yaml:12: functions.api.env.DEBUG: true is read by YAML as the bool True' in message
+    assert len(message.splitlines()) == 3
+    env = load_environment("test", write(tmp_path, VALID + "    env: {VERSION: '1.10', ACCOUNT: '0012345'}\n"))
+    assert env.functions["api"].env == {"VERSION": "1.10", "ACCOUNT": "0012345"}
+
+
+@pytest.mark.parametrize(("mistake", "expected"), [
+    ("    secrets: {KEY: {secret: 'not ok'}}\n",
+     "functions.api.secrets.KEY.secret: 'not ok' has the wrong form; allowed: a Secret Manager secret id"),
+    ("    secrets: {secret: {secret: ok}}\n",
+     "functions.api.secrets.secret: 'secret' has the wrong form; allowed: environment variable names"),
+    ("    trigger: {type: event, topic: '9lives'}\n",
+     "functions.api.trigger.topic: '9lives' has the wrong form; allowed: a Pub/Sub topic id"),
+    ("    trigger: {type: http, topic: orders}\n",
+     "functions.api.trigger.topic: unknown key (topic belongs to triggers of type event; this one is type http); "
+     "allowed: type"),
+    ("labels: {Team: a}\n", "labels.Team: 'Team' has the wrong form; allowed: label keys: 1-63 lowercase"),
+    ("labels: {team: 'Back End'}\n", "labels.team: 'Back End' has the wrong form; allowed: label values: 0-63"),
+])
+def test_each_patterned_key_says_what_it_accepts(tmp_path, mistake, expected):
+    message = problems(tmp_path, VALID + mistake)
+    assert expected in message
+    assert "environments/dev.yaml" not in message
+
+
+def test_a_bad_state_prefix_says_what_a_prefix_is(tmp_path):
+    message = problems(tmp_path, VALID.replace("{bucket: acme-test-state}", "{bucket: acme-test-state, prefix: /x}"))
+    assert "state.prefix: '/x' has the wrong form; allowed: a path in the state bucket" in message
+
+
+def test_a_function_named_like_a_trigger_type_keeps_its_name_in_messages(tmp_path):
+    message = problems(tmp_path, VALID.replace("  api:", "  event:") + "    trigger: {type: http, retry: true}\n")
+    assert "functions.event.trigger.retry: unknown key (retry belongs to triggers of type event" in message
+
+
+@pytest.mark.parametrize("name", ["dev-eu", "Prod", "2nd", "dev_eu"])
+def test_environment_names_are_lowercase_letters_and_digits(tmp_path, name):
+    write(tmp_path, VALID, name=name)
+    with pytest.raises(ConfigError) as caught:
+        load_all(tmp_path)
+    assert f"{name}.yaml: {name!r} is not a valid environment name" in str(caught.value)
+    assert "allowed: lowercase letters and digits, starting with a letter" in str(caught.value)
+
+
+def test_the_shipped_environment_names_are_valid():
+    assert all(re.fullmatch(ENVIRONMENT_NAME, name) for name in environment_names())
+
+
+def test_two_cloud_environments_cannot_share_a_project(tmp_path):
+    write(tmp_path, VALID, name="dev")
+    write(tmp_path, VALID, name="staging")
+    write(tmp_path, VALID.replace("acme-test-1", "demo-test-1") + "local: {}\n", name="local")
+    write(tmp_path, VALID.replace("acme-test-1", "demo-test-1") + "local: {}\n", name="local2")
+    with pytest.raises(ConfigError) as caught:
+        load_all(tmp_path)
+    assert str(caught.value) == (f"{tmp_path}/staging.yaml:1: project: 'acme-test-1' is also the project of "
+                                 f"{tmp_path}/dev.yaml; allowed: one cloud environment per project (resource names "
+                                 "do not include the environment, so both would apply to the same bucket, accounts "
+                                 "and functions)")
+
+
+@pytest.mark.parametrize("make", [lambda d: d.mkdir(), lambda d: None])
+def test_no_environment_file_is_an_error_not_an_empty_success(tmp_path, make):
+    directory = tmp_path / "environments"
+    make(directory)
+    with pytest.raises(ConfigError, match=r"environments: (has no environment files \(\*\.yaml\)|does not exist); "
+                                          r"allowed: one <env>\.yaml per environment"):
+        load_all(directory)
+
+
+@pytest.mark.parametrize(("ports", "expected"), [
+    ("{firestore_port: 8081, base_port: 8081}",
+     "test.yaml:10: local.firestore_port: 8081 is also function api's port (functions get base_port, base_port+1, "
+     "...: 8081..8082); allowed: a port outside 8081..8082"),
+    ("{firestore_port: 8082, base_port: 8081}", "8082 is also function worker's port"),
+])
+def test_the_emulator_port_cannot_be_a_function_port(tmp_path, ports, expected):
+    local = VALID.replace("acme-test-1", "demo-test-1") + "  worker: {entry_point: api}\nlocal: " + ports + "\n"
+    assert expected in problems(tmp_path, local)
+    fine = local.replace("firestore_port: 808", "firestore_port: 809")
+    assert load_environment("test", write(tmp_path, fine)).local is not None
+
+
+def test_dev_yaml_comments_every_key_and_shows_every_key_there_is():
+    """README: environments/dev.yaml carries a comment with the allowed values on every key."""
+    text = (ENVIRONMENTS_DIR / "dev.yaml").read_text()
+    lines = text.splitlines()
+
+    def keys(node: yaml.Node):
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                yield key
+                yield from keys(value)
+        elif isinstance(node, yaml.SequenceNode):
+            for value in node.value:
+                yield from keys(value)
+
+    uncommented = [f"{key.start_mark.line + 1}: {key.value}" for key in keys(yaml.compose(text))
+                   if "#" not in lines[key.start_mark.line]]
+    assert uncommented == [], "keys without a comment"
+    written = set(re.findall(r"([a-z0-9_]+):", text))
+    missing = [f"{m.__name__}.{field}" for m in FILE_MODELS for field in m.model_fields
+               if field != "name" and field not in written]
+    assert missing == [], "keys dev.yaml does not show (set or commented out)"
+
+
+def test_the_readme_names_every_key_of_an_environment_file():
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("## Environments"):readme.index("## Layout")]
+    section = re.sub(r"```.*?```", "", section, flags=re.S)  # the example errors do not count
+    in_code = {word for span in re.findall(r"`([^`]+)`", section) for word in re.findall(r"[a-z0-9_]+", span)}
+    missing = [f"{m.__name__}.{field}" for m in FILE_MODELS for field in m.model_fields
+               if field != "name" and field not in in_code]
+    assert missing == []

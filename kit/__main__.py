@@ -6,6 +6,7 @@ import argparse
 import os
 import sys
 
+from kit.bundle import BundleError
 from kit.config import ConfigError
 from kit.emulator import EmulatorError
 from kit.stages import StageFailed
@@ -21,7 +22,8 @@ def main(argv: list[str] | None = None) -> int:
     deploy.add_argument("--auto-approve", action="store_true", help="cloud: terraform apply without asking")
     for name, text in (("down", "stop a local environment"), ("status", "show a local environment")):
         commands.add_parser(name, help=text).add_argument("env", nargs="?", default="local")
-    commands.add_parser("validate", help="validate every environment file")
+    commands.add_parser("validate", help="validate every environment file (and that functions/main.py defines "
+                                         "their entry points)")
     args = parser.parse_args(argv)
 
     from kit import cloud, config, local
@@ -37,12 +39,22 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "status":
             return local.status(args.env)
         elif args.command == "validate":
-            for name, env in config.load_all().items():
-                print(f"{name:<10} ok  project={env.project} functions={', '.join(env.functions)}")
-    except (ConfigError, StageFailed, EmulatorError) as exc:
+            validate()
+    except (ConfigError, BundleError, StageFailed, EmulatorError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0
+
+
+def validate() -> None:
+    """Every environment file, and what they run against the sources (parsed, never imported)."""
+    from kit.bundle import bundle_files, check_environments, top_level_names
+    from kit.config import FUNCTIONS_DIR, load_all
+
+    environments = load_all()
+    check_environments(environments.values(), bundle_files(), top_level_names(FUNCTIONS_DIR / "main.py"))
+    for name, env in environments.items():
+        print(f"{name:<10} ok  project={env.project} functions={', '.join(env.functions)}")
 
 
 if __name__ == "__main__":

@@ -16,13 +16,15 @@ depend on what they point to on one machine.
 from __future__ import annotations
 
 import ast
+import difflib
 import hashlib
 import os
 import zipfile
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from kit.config import FUNCTIONS_DIR
+from kit.config import ENVIRONMENTS_DIR, FUNCTIONS_DIR, ConfigError, Environment
 
 EXCLUDED_DIRS = {"__pycache__", "tests", "node_modules"}
 EXCLUDED_SUFFIXES = {".pyc", ".pyo", ".log"}
@@ -30,6 +32,7 @@ EXCLUDED_FILES = {"conftest.py"}
 REQUIRED_FILES = ("main.py", "requirements.txt")  # what the Python runtime and Cloud Build look for
 FIXED_TIME = (1980, 1, 1, 0, 0, 0)  # the earliest a zip can hold
 FILE_MODE = 0o100644  # regular file, rw-r--r--
+MIGRATIONS_MAIN = "gcfkit/migrations/__main__.py"  # what the migration job runs
 
 
 class BundleError(Exception):
@@ -122,3 +125,28 @@ def top_level_names(main: Path) -> frozenset[str]:
             targets = node.targets if isinstance(node, ast.Assign) else [node.target]
             names.update(t.id for t in targets if isinstance(t, ast.Name))
     return frozenset(names)
+
+
+def check_environments(environments: Iterable[Environment], files: Iterable[str], entry_points: frozenset[str],
+                       environments_dir: Path = ENVIRONMENTS_DIR) -> None:
+    """What the env files run must be in the bundle: a typo fails here, not in a cloud build or a job run.
+
+    `make validate` calls it with the sources as they are (nothing zipped), synthesis with the bundle it built.
+    """
+    files = set(files)
+    errors = []
+    for env in environments:
+        problems = []
+        for name, fn in env.functions.items():
+            if fn.entry_point not in entry_points:
+                close = difflib.get_close_matches(fn.entry_point, entry_points, n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                problems.append(f": functions.{name}.entry_point: {fn.entry_point!r} is not defined at the top "
+                                f"level of functions/main.py{hint}; allowed: a function defined or imported there")
+        if env.migration_job is not None and MIGRATIONS_MAIN not in files:
+            problems.append(f": migration_job: the bundle has no {MIGRATIONS_MAIN}, which the job runs "
+                            "(python -m gcfkit.migrations up); add the migrations engine or remove migration_job")
+        if problems:
+            errors.append(ConfigError(environments_dir / f"{env.name}.yaml", problems))
+    if errors:
+        raise ConfigError.combined(errors)

@@ -19,11 +19,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from kit import hooks
-from kit.config import FUNCTIONS_DIR, ROOT, Environment, Function, load_all
+from kit.config import FUNCTIONS_DIR, ROOT, STATE_DIR, Environment, Function, load_all
 from kit.emulator import EmulatorError, FirestoreEmulator, port_in_use, stop_group
 from kit.stages import StageFailed, Stages
 
-STATE_ROOT = Path(os.environ.get("GCF_KIT_STATE_DIR", ROOT / ".local"))
 HEALTH_PATH = "/health"
 
 
@@ -46,7 +45,7 @@ class LocalState:
 
     @staticmethod
     def path(env: str) -> Path:
-        return STATE_ROOT / env / "state.json"
+        return STATE_DIR / env / "state.json"
 
     @classmethod
     def read(cls, env: str) -> LocalState | None:
@@ -83,6 +82,10 @@ def deploy_local(env_name: str = "local") -> LocalState:
         if env is None or env.local is None:
             raise StageFailed(f"environments/{env_name}.yaml has no local: section, so it is not served on this "
                               f"machine; use `make deploy ENV={env_name}` for a cloud environment")
+        if missing := _unexported_secrets(env):
+            raise StageFailed(f"environments/{env_name}.yaml: there is no Secret Manager locally, so every secret "
+                              f"is read from your shell: {'; '.join(missing)}. Export them before `make deploy` "
+                              "(the running functions were left as they are)")
         ports = {name: env.local.base_port + i for i, name in enumerate(env.functions)}
         stages.note(f"{len(environments)} environment files valid; {len(env.functions)} function(s) to serve")
 
@@ -175,7 +178,7 @@ def _reuse_or_start_emulator(env: Environment, previous: LocalState | None, stag
         stop_group(previous.emulator_pgid)
     try:
         emulator = FirestoreEmulator.start(env.local.host, env.local.firestore_port,
-                                           STATE_ROOT / env.name / "logs" / "firestore.log")
+                                           STATE_DIR / env.name / "logs" / "firestore.log")
     except EmulatorError as exc:
         raise StageFailed(f"{exc}\n(the port is set by local.firestore_port in environments/{env.name}.yaml)") \
             from None
@@ -195,11 +198,14 @@ def _check_ports_free(env: Environment, ports: dict[str, int], previous: LocalSt
                           "base_port+1, ...).")
 
 
+def _unexported_secrets(env: Environment) -> list[str]:
+    """`functions.<name>.secrets.<KEY>: KEY is not exported` for each secret the shell does not provide."""
+    return [f"functions.{name}.secrets.{key}: {key} is not exported" for name, fn in env.functions.items()
+            for key in fn.secrets if key not in os.environ]
+
+
 def _function_environment(env: Environment, name: str, fn: Function, emulator: FirestoreEmulator) -> dict[str, str]:
-    missing = [key for key in fn.secrets if key not in os.environ]
-    if missing:
-        raise StageFailed(f"functions.{name}.secrets in environments/{env.name}.yaml: there is no Secret Manager "
-                          f"locally; export {', '.join(missing)} in your shell before `make deploy`")
+    """What a served function sees (its secrets from the shell: `deploy_local` checked they are exported)."""
     return {
         **{k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "TZ", "SYSTEMROOT")},
         **{key: os.environ[key] for key in fn.secrets},
@@ -219,7 +225,7 @@ def _function_environment(env: Environment, name: str, fn: Function, emulator: F
 def _serve(env: Environment, name: str, fn: Function, port: int,
            emulator: FirestoreEmulator) -> tuple[Served, subprocess.Popen]:
     assert env.local is not None
-    log = STATE_ROOT / env.name / "logs" / f"{name}.log"
+    log = STATE_DIR / env.name / "logs" / f"{name}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     command = [sys.executable, "-m", "functions_framework", "--source", str(FUNCTIONS_DIR / "main.py"),
                "--target", fn.entry_point, "--host", env.local.host, "--port", str(port),
@@ -269,5 +275,5 @@ def _print_summary(env: Environment, state: LocalState) -> None:
     for served in state.functions:
         probe = served.url + (HEALTH_PATH if served.http else "/  (CloudEvent function: POST events here)")
         print(f"  {served.name:<19} {probe}")
-    print(f"  logs                {STATE_ROOT / env.name / 'logs'}/")
+    print(f"  logs                {STATE_DIR / env.name / 'logs'}/")
     print("  status / stop       make status   /   make down")

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
@@ -332,3 +336,27 @@ def test_the_readme_names_every_key_of_an_environment_file():
     missing = [f"{m.__name__}.{field}" for m in FILE_MODELS for field in m.model_fields
                if field != "name" and field not in in_code]
     assert missing == []
+
+
+def validate(env_dir: Path) -> subprocess.CompletedProcess:
+    """`make validate`: `python -m kit validate` on the environment files in env_dir."""
+    return subprocess.run([sys.executable, "-m", "kit", "validate"], cwd=ROOT, capture_output=True, text=True,
+                          env={**os.environ, "GCF_KIT_ENVIRONMENTS_DIR": str(env_dir)}, timeout=120)
+
+
+def test_validate_checks_entry_points_against_main_py(tmp_path):
+    env_dir = tmp_path / "environments"
+    shutil.copytree(ENVIRONMENTS_DIR, env_dir)
+    assert validate(env_dir).returncode == 0
+    dev = env_dir / "dev.yaml"
+    dev.write_text(dev.read_text().replace("entry_point: api ", "entry_point: apii"))
+    result = validate(env_dir)
+    assert result.returncode == 2
+    assert "dev.yaml: functions.api.entry_point: 'apii' is not defined at the top level of functions/main.py " \
+           "(did you mean 'api'?)" in result.stderr
+
+
+def test_validate_fails_when_there_is_no_environment_file(tmp_path):
+    (tmp_path / "environments").mkdir()
+    result = validate(tmp_path / "environments")
+    assert result.returncode == 2 and "has no environment files (*.yaml)" in result.stderr

@@ -142,3 +142,17 @@ def test_a_server_that_dies_fails_the_health_stage_at_once(tmp_path):
         _wait_healthy(served, process, timeout=120)
     assert "broken exited with code 3" in str(caught.value)
     assert "ImportError: cannot import name 'nope'" in str(caught.value)
+
+
+def test_an_unexported_secret_stops_the_deploy_before_anything_is_touched(sandbox):
+    """There is no Secret Manager locally: a secret the shell does not export must stop the deploy at
+    validation, not after the running functions were stopped."""
+    local = sandbox.env_dir / "local.yaml"
+    local.write_text(local.read_text().replace("    env:\n", "    secrets:\n      API_TOKEN: {secret: api-token}\n"
+                                                             "    env:\n"))
+    sandbox.environ.pop("API_TOKEN", None)
+    result = sandbox.kit("deploy")
+    assert result.returncode == 2
+    assert "[1/6] validate environment files: FAILED" in result.stdout
+    assert "functions.api.secrets.API_TOKEN: API_TOKEN is not exported" in result.stderr
+    assert not (sandbox.state_dir / "local" / "state.json").exists(), "nothing was started or stopped"

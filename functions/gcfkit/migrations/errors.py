@@ -57,8 +57,8 @@ def remedy(make_target: str, engine_command: str) -> str:
     return f"`make {make_target}` (or `python -m gcfkit.migrations {engine_command}`)"
 
 
-def stamp_remedy(version: str) -> str:
-    return remedy(f"migrate-stamp ENV=<env> VERSION={version}", f"stamp {version}")
+def restamp_remedy(version: str) -> str:
+    return remedy(f"migrate-restamp ENV=<env> VERSION={version}", f"restamp {version}")
 
 
 def down_remedy(version: str) -> str:

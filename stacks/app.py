@@ -7,8 +7,10 @@ from pathlib import Path
 from cdktn import App
 
 from kit.bundle import FUNCTIONS_DIR, build_bundle, check_environments
-from kit.config import ENVIRONMENTS_DIR, SYNTH_OUTDIR, load_environment
+from kit.config import ENVIRONMENTS_DIR, SYNTH_OUTDIR, ConfigError, Environment, load_environment
+from stacks import iam
 from stacks.functions import FunctionsStack
+from stacks.source import bucket_name
 
 
 def synth(env_names: list[str], outdir: str | Path | None = None, environments_dir: Path = ENVIRONMENTS_DIR,
@@ -19,6 +21,8 @@ def synth(env_names: list[str], outdir: str | Path | None = None, environments_d
     cdk.tf.json (where terraform runs).
     """
     environments = [load_environment(name, environments_dir) for name in env_names]
+    for env in environments:
+        check_source_bucket(env, environments_dir)
     out = Path(outdir) if outdir else SYNTH_OUTDIR
     bundle = build_bundle(out / "bundle", functions_dir)
     check_environments(environments, bundle.files, bundle.entry_points, environments_dir)
@@ -40,3 +44,12 @@ def prune_bundles(out: Path) -> None:
     for bundle in (out / "bundle").glob("functions-*.zip"):
         if not any(f"/bundle/{bundle.name}" in text for text in stack_files):
             bundle.unlink()
+
+
+def check_source_bucket(env: Environment, environments_dir: Path) -> None:
+    """The build may write Cloud Functions' gcf-v2-* buckets; the kit's source bucket must never be one of them."""
+    if bucket_name(env).startswith(iam.BUILD_BUCKET_PREFIXES):
+        raise ConfigError(environments_dir / f"{env.name}.yaml", [
+            f": project: {env.project!r} makes the source bucket {bucket_name(env)!r}, a name Cloud Functions "
+            f"reserves for its own buckets ({', '.join(p + '*' for p in iam.BUILD_BUCKET_PREFIXES)}), which the "
+            "build may write; allowed: a project id that does not start with those"])

@@ -10,8 +10,9 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
+from typing import TypeVar
 
-from cdktn import TerraformStack
+from cdktn import TerraformElement, TerraformStack
 from cdktn_provider_google.cloud_run_service_iam_binding import CloudRunServiceIamBinding
 from cdktn_provider_google.cloudfunctions2_function import (
     Cloudfunctions2Function,
@@ -35,6 +36,7 @@ from stacks.source import Source
 # plan; setting it keeps plans clean (and puts the execution id on every log line).
 FIXED_ENV = {"LOG_EXECUTION_ID": "true"}
 PUBLIC = "allUsers"
+T = TypeVar("T", bound=TerraformElement)
 
 
 def platform_env(env: Environment) -> dict[str, str]:
@@ -59,11 +61,11 @@ def add_topics(stack: TerraformStack, env: Environment, depends_on: list) -> dic
             created[fn.trigger.topic] = created.get(fn.trigger.topic, False) or fn.trigger.create_topic
     ids = {}
     for topic, create in sorted(created.items()):
-        resource_id = _resource_id("topic", topic)
         if create:
-            ids[topic] = PubsubTopic(stack, resource_id, project=env.project, name=topic, depends_on=depends_on).id
+            element = PubsubTopic(stack, f"topic:{topic}", project=env.project, name=topic, depends_on=depends_on)
         else:
-            ids[topic] = DataGooglePubsubTopic(stack, resource_id, project=env.project, name=topic).id
+            element = DataGooglePubsubTopic(stack, f"topic:{topic}", project=env.project, name=topic)
+        ids[topic] = addressed(element, _resource_id("topic", topic)).id
     return ids
 
 
@@ -94,7 +96,7 @@ def add_function(stack: TerraformStack, env: Environment, name: str, fn: Functio
             retry_policy="RETRY_POLICY_RETRY" if fn.trigger.retry else "RETRY_POLICY_DO_NOT_RETRY")
 
     function = Cloudfunctions2Function(
-        stack, name, project=project, name=name, location=env.region, description=fn.description or None,
+        stack, f"function:{name}", project=project, name=name, location=env.region, description=fn.description or None,
         build_config=Cloudfunctions2FunctionBuildConfig(
             runtime=env.runtime, entry_point=fn.entry_point, service_account=source.build_account.id,
             source=Cloudfunctions2FunctionBuildConfigSource(
@@ -115,6 +117,7 @@ def add_function(stack: TerraformStack, env: Environment, name: str, fn: Functio
         labels={"function": name},
         # The build needs its roles and the first revision needs its secrets before the deploy starts.
         depends_on=[*depends_on, *source.build_grants, *secret_grants, *grants])
+    addressed(function, name)
 
     members = sorted({*fn.invokers, *([PUBLIC] if fn.public else [])})
     if trigger_account is not None:
@@ -128,6 +131,18 @@ def add_function(stack: TerraformStack, env: Environment, name: str, fn: Functio
             stack, f"{name}_invokers", project=project, location=env.region,
             service=function.service_config.service, role=iam.INVOKER, members=members)
     return DeployedFunction(function=function, account=account)
+
+
+def addressed(element: T, address_name: str) -> T:
+    """Give `element` the Terraform name `address_name`, whatever its construct id.
+
+    A function's and a topic's construct ids carry a `function:`/`topic:` prefix, because construct ids share
+    one namespace per stack: a function named `source`, `bundle`, `apis` or `google` (or a topic named like
+    a function's `<fn>_trigger` account) would otherwise collide with another construct. Terraform names only
+    need to be unique per resource type, so the addresses keep the plain names.
+    """
+    element.override_logical_id(address_name)
+    return element
 
 
 def _resource_id(prefix: str, name: str) -> str:

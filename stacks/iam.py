@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 
 from cdktn import TerraformStack
-from cdktn_provider_google.project_iam_member import ProjectIamMember
+from cdktn_provider_google.project_iam_member import ProjectIamMember, ProjectIamMemberCondition
 from cdktn_provider_google.service_account import ServiceAccount
 
 # What a function's own identity needs at project level. Secret access is NOT here: it is granted per secret
@@ -21,13 +21,22 @@ FUNCTION_ROLES = (
 # The migration job runs the same runtime code as the functions.
 MIGRATION_JOB_ROLES = FUNCTION_ROLES
 # Cloud Build builds each function's image with this identity instead of the project's default compute
-# account (which new projects leave without build permissions and old ones give Editor). These are the
-# roles Google documents for a user-specified build service account of Cloud Run functions.
+# account (which new projects leave without build permissions and old ones give Editor). Google documents
+# these roles for a user-specified build service account of Cloud Run functions ...
 BUILD_ROLES = (
     "roles/logging.logWriter",         # build logs
     "roles/artifactregistry.writer",   # push the built image to gcf-artifacts
-    "roles/storage.objectAdmin",       # read the staged source, write build cache objects
 )
+# ... plus roles/storage.objectAdmin "to retrieve the function source", documented project-wide. Project-wide
+# it could write the kit's source bucket, whose migration-plan.json *is* the migration job's approval (only
+# the deployer may write it). So the build gets objectAdmin only on the buckets Cloud Functions manages itself
+# (it copies a deploy's source into gcf-v2-sources-<project number>-<region>; gcf-v2-uploads-* holds
+# uploaded sources), and only read access to the kit's source bucket.
+BUILD_STORAGE_ROLE = "roles/storage.objectAdmin"
+BUILD_BUCKET_PREFIXES = ("gcf-v2-sources-", "gcf-v2-uploads-")
+BUILD_STORAGE_CONDITION = " || ".join(f'resource.name.startsWith("projects/_/buckets/{prefix}")'
+                                      for prefix in BUILD_BUCKET_PREFIXES)
+SOURCE_READER = "roles/storage.objectViewer"
 SECRET_ACCESSOR = "roles/secretmanager.secretAccessor"
 INVOKER = "roles/run.invoker"
 BASIC_ROLES = frozenset({"roles/owner", "roles/editor", "roles/viewer"})
@@ -64,6 +73,18 @@ def grant_project_roles(stack: TerraformStack, owner_id: str, *, project: str, a
         grants.append(ProjectIamMember(stack, f"{owner_id}_{role_suffix(role)}", project=project, role=role,
                                        member=account.member))
     return grants
+
+
+def grant_build_storage(stack: TerraformStack, owner_id: str, *, project: str,
+                        account: ServiceAccount) -> ProjectIamMember:
+    """objectAdmin for the build, limited by an IAM condition to Cloud Functions' own gcf-v2-* buckets."""
+    return ProjectIamMember(
+        stack, f"{owner_id}_{role_suffix(BUILD_STORAGE_ROLE)}", project=project, role=BUILD_STORAGE_ROLE,
+        member=account.member, condition=ProjectIamMemberCondition(
+            title="Cloud Functions buckets only",
+            description="The function build reads and writes only the gcf-v2-sources-*/gcf-v2-uploads-* buckets "
+                        "Cloud Functions manages, never the kit's source bucket (its migration plan is an approval)",
+            expression=BUILD_STORAGE_CONDITION))
 
 
 def role_suffix(role: str) -> str:

@@ -10,7 +10,8 @@ functions run, and a code change updates the job in the same apply (the bundle n
 What the job applies: exactly the reviewed plan uploaded to `gs://<source bucket>/migration-plan.json`
 (GCFKIT_MIGRATION_PLAN points `up` at it through the same mount), or nothing: with no plan there, a plan for
 other versions or files, or an irreversible migration the plan did not approve, `up` refuses. Uploading
-that object is the approval, so only the deployer may write the bucket; the job's account only reads it.
+that object is the approval, so only the deployer may write the bucket; the job's and the build's accounts only
+read it (stacks/iam.py).
 Applying the stack defines the job; it runs when executed:
 `gcloud run jobs execute gcf-kit-migrations --region R --wait` (add `--args=plan` for a dry run).
 """
@@ -72,7 +73,7 @@ def add_migration_job(stack: TerraformStack, env: Environment, job: MigrationJob
                                      roles=iam.MIGRATION_JOB_ROLES)
     # Bucket-level, read-only: the job reads the bundle and nothing else in storage.
     reader = StorageBucketIamMember(stack, "migration_job_source_reader", bucket=source.bucket.name,
-                                    role="roles/storage.objectViewer", member=account.member)
+                                    role=iam.SOURCE_READER, member=account.member)
     TerraformOutput(stack, "migration_plan_object", value=f"gs://{bucket_name(env)}/{PLAN_OBJECT}",
                     description="upload the reviewed plan (make migrate-plan PLAN=...) here; the job applies it")
     return CloudRunV2Job(

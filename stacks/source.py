@@ -21,6 +21,7 @@ from cdktn_provider_google.storage_bucket import (
     StorageBucketLifecycleRuleCondition,
     StorageBucketVersioning,
 )
+from cdktn_provider_google.storage_bucket_iam_member import StorageBucketIamMember
 from cdktn_provider_google.storage_bucket_object import StorageBucketObject
 
 from kit.bundle import Bundle
@@ -67,4 +68,8 @@ def add_source(stack: TerraformStack, env: Environment, bundle: Bundle, stack_di
         depends_on=depends_on)
     grants = iam.grant_project_roles(stack, "cloud_build", project=env.project, account=build_account,
                                      roles=iam.BUILD_ROLES)
+    grants.append(iam.grant_build_storage(stack, "cloud_build", project=env.project, account=build_account))
+    # Read-only on the kit's bucket: the bundle is the build's source; writing here is the deployer's alone.
+    grants.append(StorageBucketIamMember(stack, "cloud_build_source_reader", bucket=bucket.name,
+                                         role=iam.SOURCE_READER, member=build_account.member))
     return Source(bucket=bucket, bundle=bundle_object, build_account=build_account, build_grants=grants)

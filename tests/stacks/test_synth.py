@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -162,3 +163,59 @@ def test_a_migration_job_needs_the_engine_in_the_bundle(tmp_path):
     with pytest.raises(ConfigError, match=r"showcase\.yaml: migration_job: the bundle has no "
                                           r"gcfkit/migrations/__main__\.py, which the job runs"):
         synth(["showcase"], tmp_path / "out", FIXTURES / "environments", functions)
+
+
+def test_any_valid_function_name_synthesizes_even_one_named_like_another_construct(tmp_path):
+    """Construct ids share one namespace per stack: functions named after the stack's own constructs (source,
+    bundle, apis, google, backend), and a topic named like a function's trigger account, used to crash synth."""
+    from stacks.app import synth
+
+    names = ["source", "bundle", "apis", "google", "backend", "cloud", "migration", "function"]
+    env_dir = tmp_path / "environments"
+    env_dir.mkdir()
+    functions = "".join(f"  {name}: {{entry_point: api}}\n" for name in names)
+    (env_dir / "clash.yaml").write_text(
+        "project: acme-clash\nregion: europe-west1\nstate: {bucket: acme-clash-tfstate}\nfunctions:\n" + functions
+        + "  topic: {entry_point: on_order, trigger: {type: event, topic: trigger}}\nmigration_job: {}\n")
+    stacks = synth(["clash"], tmp_path / "out", env_dir, FIXTURES / "functions")
+    tf = json.loads((stacks["clash-functions"] / "cdk.tf.json").read_text())
+    resources = tf["resource"]
+    assert sorted(resources["google_cloudfunctions2_function"]) == sorted([*names, "topic"])
+    assert set(resources["google_storage_bucket"]) == {"source"} and set(resources["google_project_service"]) == {
+        "apis"}
+    assert resources["google_pubsub_topic"]["topic_trigger"]["name"] == "trigger"
+    assert resources["google_cloudfunctions2_function"]["topic"]["event_trigger"]["pubsub_topic"] == \
+        "${google_pubsub_topic.topic_trigger.id}"
+    assert resources["google_service_account"]["topic_trigger"]["account_id"] == "trig-topic"
+    assert tf["output"]["bundle_url"]["value"] == "${google_cloudfunctions2_function.bundle.url}"
+
+
+def test_only_the_deployer_can_write_the_source_bucket(synthesized, showcase):
+    """Its migration-plan.json is the migration job's approval: no identity the stacks create may write it, so a
+    storage role granted project-wide carries a condition limiting it to Cloud Functions' own gcf-v2-* buckets."""
+    for name, tf in all_stacks(synthesized, showcase):
+        bucket = tf["resource"]["google_storage_bucket"]["source"]["name"]
+        for address, grant in tf["resource"]["google_project_iam_member"].items():
+            if grant["role"].startswith("roles/storage."):
+                expression = grant.get("condition", {}).get("expression", "")
+                prefixes = re.findall(r'resource\.name\.startsWith\("projects/_/buckets/([^"]+)"\)', expression)
+                assert prefixes and " || ".join(f'resource.name.startsWith("projects/_/buckets/{p}")'
+                                                for p in prefixes) == expression, (name, address, expression)
+                assert all(p.startswith("gcf-v2-") for p in prefixes), (name, address, prefixes)
+                assert not bucket.startswith(tuple(prefixes)), (name, bucket)
+        on_bucket = {g["role"] for g in tf["resource"]["google_storage_bucket_iam_member"].values()}
+        assert on_bucket == {"roles/storage.objectViewer"}, name
+
+
+def test_a_project_whose_source_bucket_looks_like_a_cloud_functions_bucket_is_refused(tmp_path):
+    from kit.config import ConfigError
+    from stacks.app import synth
+
+    env_dir = tmp_path / "environments"
+    env_dir.mkdir()
+    (env_dir / "odd.yaml").write_text("project: gcf-v2-sources-1\nregion: europe-west1\n"
+                                      "state: {bucket: odd-tfstate}\nfunctions:\n  api: {entry_point: api}\n")
+    with pytest.raises(ConfigError, match=r"odd\.yaml: project: 'gcf-v2-sources-1' makes the source bucket "
+                                          r"'gcf-v2-sources-1-gcf-source', a name Cloud Functions reserves"):
+        synth(["odd"], tmp_path / "out", env_dir, FIXTURES / "functions")
+    assert not (tmp_path / "out").exists()

@@ -124,10 +124,12 @@ migration: setup ## render the next revision file: make migration NAME="add user
 seed: setup ## reset the local emulator (ENV=local, after make deploy) to the example data, pre-migration
 	@$(PY) -m kit.migrate seed $(ENV)
 
+# The new lock keeps the two header comments of the old one; it is written beside it and moved over it
+# (a `>` onto requirements.lock would empty the file before `head` reads it).
 lock: ## re-freeze requirements.lock from pyproject.toml in a scratch venv
 	@rm -rf .venv-lock && $(PYTHON) -m venv .venv-lock
 	@.venv-lock/bin/pip install --quiet '.[dev]' && .venv-lock/bin/pip freeze --exclude gcf-kit > .lock.tmp
-	@(head -2 requirements.lock; cat .lock.tmp) > requirements.lock && rm -rf .lock.tmp .venv-lock
+	@(head -2 requirements.lock; cat .lock.tmp) > .lock.new && mv .lock.new requirements.lock && rm -rf .lock.tmp .venv-lock
 	@echo "requirements.lock updated; review the diff"
 
 clean: ## remove generated files (cdktf.out, caches); keeps .venv

@@ -12,7 +12,7 @@ os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 
 def main(argv: list[str] | None = None) -> int:
     from kit.bundle import BundleError
-    from kit.config import ConfigError, environment_names
+    from kit.config import ConfigError, environment_names, load_all
 
     parser = argparse.ArgumentParser(prog="python -m stacks", description=__doc__)
     parser.add_argument("--env", action="append", dest="envs", metavar="NAME",
@@ -23,7 +23,8 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     try:
         from stacks.app import synth
-        stacks = synth(args.envs or environment_names(), outdir=args.outdir)
+        # All of them: load_all also checks across files (no environment file at all, a project used twice).
+        stacks = synth(args.envs or list(load_all()), outdir=args.outdir)
     except (ConfigError, BundleError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -219,3 +219,10 @@ def test_a_project_whose_source_bucket_looks_like_a_cloud_functions_bucket_is_re
                                           r"'gcf-v2-sources-1-gcf-source', a name Cloud Functions reserves"):
         synth(["odd"], tmp_path / "out", env_dir, FIXTURES / "functions")
     assert not (tmp_path / "out").exists()
+
+
+def test_synth_of_every_environment_fails_when_there_is_none(tmp_path):
+    (tmp_path / "environments").mkdir()
+    result = run_synth(tmp_path / "out", env_dir=tmp_path / "environments")
+    assert result.returncode == 2 and "has no environment files (*.yaml)" in result.stderr
+    assert not (tmp_path / "out").exists()

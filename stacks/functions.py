@@ -64,7 +64,7 @@ class FunctionsStack(TerraformStack):
         source = add_source(self, env, bundle, stack_dir, depends_on=after_apis)
         topics = add_topics(self, env, depends_on=after_apis)
         TerraformOutput(self, "bundle_sha256", value=bundle.sha256,
-                        description="sha256 of the deployed bundle (deploy pipeline: rollback by hash)")
+                        description="sha256 of the deployed bundle (make deploy records it: .local/<env>/)")
         TerraformOutput(self, "bundle_object", value=f"gs://{bucket_name(env)}/{bundle.object_name}")
 
         for name, fn in env.functions.items():

@@ -93,7 +93,7 @@ bench: setup ## run every benchmark in bench/ (ratios against baselines measured
 	@$(PY) -m bench
 
 # -- data migrations (docs/migrations.md): the deploy gate, approved runs, new revisions, example data --
-.PHONY: migrate-plan migrate migrate-status migrate-check migrate-down migrate-stamp migration seed
+.PHONY: migrate-plan migrate migrate-status migrate-check migrate-down migrate-stamp migrate-restamp migration seed
 PLAN ?=
 
 migrate-plan: setup ## the deploy gate alone: dry-run + validate ENV's pending migrations, write the plan
@@ -109,13 +109,18 @@ migrate-status: setup ## every migration of ENV: status, checksum, when, documen
 migrate-check: setup ## run validate() of every migration applied in ENV against its data now (read only)
 	@$(PY) -m kit.migrate validate $(ENV)
 
-migrate-down: setup ## revert ENV's migrations above TO=version (asks for approval; ALLOW_IRREVERSIBLE=1)
+migrate-down: setup ## revert ENV's migrations above TO=version (asks for approval; ALLOW_IRREVERSIBLE=1, ALLOW_PARTIAL=1)
 	@$(if $(TO),,$(error migrate-down needs TO=<version>, e.g. make migrate-down ENV=dev TO=0002))
-	@$(PY) -m kit.migrate down $(ENV) --to $(TO) $(if $(ALLOW_IRREVERSIBLE),--allow-irreversible)
+	@$(PY) -m kit.migrate down $(ENV) --to $(TO) $(if $(ALLOW_IRREVERSIBLE),--allow-irreversible) \
+	  $(if $(ALLOW_PARTIAL),--allow-partial)
 
 migrate-stamp: setup ## record VERSION and below as applied in ENV without running them (asks for approval)
 	@$(if $(VERSION),,$(error migrate-stamp needs VERSION=<version>, e.g. make migrate-stamp ENV=dev VERSION=0002))
-	@$(PY) -m kit.migrate stamp $(ENV) $(VERSION)
+	@$(PY) -m kit.migrate stamp $(ENV) $(VERSION) $(if $(MARK_LATER_PENDING),--mark-later-pending)
+
+migrate-restamp: setup ## accept the edited file of one applied migration VERSION in ENV (asks for approval)
+	@$(if $(VERSION),,$(error migrate-restamp needs VERSION=<version>, e.g. make migrate-restamp ENV=dev VERSION=0002))
+	@$(PY) -m kit.migrate restamp $(ENV) $(VERSION)
 
 migration: setup ## render the next revision file: make migration NAME="add user locale"
 	@$(if $(NAME),,$(error migration needs NAME, e.g. make migration NAME="add user locale"))

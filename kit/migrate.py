@@ -11,9 +11,9 @@ environment's database and adds what a deploy needs:
   exactly the versions, file checksums and irreversible approvals of the plan file, or refuses.
 - `new_revision` (`make migration NAME=...`): renders templates/migration.py.j2 as the next version.
 - `seed` (`make seed`): the example data, in its pre-migration shape, into a local environment's emulator.
-- `status`, `validate` (read only), `down`, `stamp` (approved like `apply`) for an environment.
+- `status`, `validate` (read only), `down`, `stamp`, `restamp` (approved like `apply`) for an environment.
 
-`python -m kit.migrate <plan|apply|status|validate|down|stamp|new|seed> ...` is what the Makefile runs.
+`python -m kit.migrate <plan|apply|status|validate|down|stamp|restamp|new|seed> ...` is what the Makefile runs.
 """
 
 from __future__ import annotations
@@ -95,6 +95,7 @@ def _restore(emulator_host: str | None) -> None:
 def _reported(env: Environment, what: str) -> Iterator[None]:
     """Engine and API errors become StageFailed naming the environment (and what was, or was not, done)."""
     from google.api_core.exceptions import GoogleAPICallError, RetryError
+    from google.auth.exceptions import GoogleAuthError
 
     try:
         yield
@@ -103,6 +104,19 @@ def _reported(env: Environment, what: str) -> Iterator[None]:
     except (GoogleAPICallError, RetryError) as exc:
         raise StageFailed(f"migrations of {env.name} ({what}): Firestore in project {env.project} answered: "
                           f"{exc}") from None
+    except GoogleAuthError as exc:
+        raise StageFailed(f"migrations of {env.name} ({what}): the Google credentials for project {env.project} "
+                          f"failed ({exc}); run `gcloud auth application-default login` (CI: workload identity "
+                          "federation)") from None
+
+
+def _engine(client) -> engine.Engine:
+    """The engine for `client`, with its settings from the GCFKIT_MIGRATION_* variables (a bad one: StageFailed)."""
+    try:
+        settings = engine.Settings.from_env()
+    except ValueError as exc:
+        raise StageFailed(f"{exc} (an environment variable of this shell; docs/migrations.md lists them)") from None
+    return engine.Engine(client, command.migrations_directory(), settings)
 
 
 def _say(stages: Stages | None, text: str) -> None:
@@ -113,16 +127,31 @@ def _say(stages: Stages | None, text: str) -> None:
             stages.note(line)
 
 
+def deploy_approval(env: Environment) -> Callable[[str], str]:
+    """How a `make deploy` user approves irreversible migration `version` (make forwards no APPROVE_ variable)."""
+    return lambda version: (f"`{IRREVERSIBLE_VARIABLE}={version} make deploy ENV={env.name}` (CI: the deploy "
+                            "workflow's approve_irreversible input)")
+
+
+def plan_approval(env: Environment) -> Callable[[str], str]:
+    """How a `make migrate-plan` user approves irreversible migration `version`."""
+    return lambda version: (f"`make migrate-plan ENV={env.name} APPROVE_IRREVERSIBLE={version}` (CI: the deploy "
+                            "workflow's approve_irreversible input)")
+
+
 def gate(env: Environment, stages: Stages | None = None, *, approved: frozenset[str] = frozenset(),
-         out: Path | None = None) -> engine.Plan:
-    """The dry-run gate. Writes the plan file; StageFailed (with every problem) unless the plan is clean."""
+         out: Path | None = None, approve_with: Callable[[str], str] | None = None) -> engine.Plan:
+    """The dry-run gate. Writes the plan file; StageFailed (with every problem) unless the plan is clean.
+    `approve_with(version)` says how the calling command approves an irreversible migration: by default as
+    `make deploy` does, which runs this gate through kit/hooks.py."""
     with database(env) as client, _reported(env, "dry run; nothing was written"):
-        plan = engine.Engine(client, command.migrations_directory()).plan(None, approved)
+        plan = _engine(client).plan(None, approved, approve_with or deploy_approval(env))
     rendered = io.StringIO()
     command.render_plan(plan, rendered)
     _say(stages, rendered.getvalue())
     path = out or plan_path(env)
-    command.write_plan(plan, path)
+    with _reported(env, "dry run; nothing was written"):
+        command.write_plan(plan, path)
     _say(stages, f"plan file: {path}")
     if not plan.ok:
         raise StageFailed(f"the migration plan of {env.name} has {len(plan.problems)} problem(s); nothing was "
@@ -144,18 +173,18 @@ def apply(env: Environment, plan_file: Path | None = None, *, stages: Stages | N
             _approve(env, f"apply migration(s) {versions} (plan {plan.plan_id}{irreversible}) to project "
                      f"{env.project}", interactive, confirm)
         with _reported(env, "see the engine's message for what was applied"):
-            records = command.apply_plan(engine.Engine(client, command.migrations_directory()), plan)
+            records = command.apply_plan(_engine(client), plan)
     applied = ", ".join(record.version for record in records)
     _say(stages, f"{env.name}: applied {applied} exactly as planned ({plan.plan_id})" if records
          else f"{env.name}: nothing to apply")
     return records
 
 
-def down(env: Environment, to: str, *, allow_irreversible: bool = False, interactive: bool | None = None,
-         confirm: Callable[[str], str] = input) -> list:
+def down(env: Environment, to: str, *, allow_irreversible: bool = False, allow_partial: bool = False,
+         interactive: bool | None = None, confirm: Callable[[str], str] = input) -> list:
     _approve(env, f"revert every migration above {to} in project {env.project}", interactive, confirm)
     with database(env) as client, _reported(env, "see the engine's message for what was reverted"):
-        return engine.Engine(client, command.migrations_directory()).down(to, allow_irreversible)
+        return _engine(client).down(to, allow_irreversible, allow_partial)
 
 
 def _approve(env: Environment, action: str, interactive: bool | None, confirm: Callable[[str], str]) -> None:
@@ -176,21 +205,36 @@ def _approve(env: Environment, action: str, interactive: bool | None, confirm: C
 
 def status(env: Environment) -> int:
     with database(env) as client, _reported(env, "read only"):
-        return command.status(engine.Engine(client, command.migrations_directory()), sys.stdout)
+        return command.status(_engine(client), sys.stdout)
 
 
 def validate(env: Environment) -> int:
     """Run validate() of every applied migration against the environment's data now (read only)."""
     with database(env) as client, _reported(env, "read only"):
-        return command.validate(engine.Engine(client, command.migrations_directory()), sys.stdout)
+        return command.validate(_engine(client), sys.stdout)
 
 
-def stamp(env: Environment, version: str, *, interactive: bool | None = None,
+def stamp(env: Environment, version: str, *, mark_later_pending: bool = False, interactive: bool | None = None,
           confirm: Callable[[str], str] = input) -> None:
-    _approve(env, f"record {version} and below as applied in project {env.project}, running nothing", interactive,
-             confirm)
+    """Record `version` and below as applied, running nothing. The approval names every applied version above it
+    that `mark_later_pending` would record as pending (without the flag the engine refuses them before asking)."""
     with database(env) as client, _reported(env, "nothing was stamped"):
-        engine.Engine(client, command.migrations_directory()).stamp(version)
+        migrations = _engine(client)
+        later = migrations.check_stamp(version, mark_later_pending)  # without the flag: refuses, naming them
+        also = (f", and record {', '.join(later)} as PENDING although their data stays as they left it (the next "
+                "up applies them again)") if later else ""
+        _approve(env, f"record {version} and below as applied in project {env.project}, running nothing{also}",
+                 interactive, confirm)
+        migrations.stamp(version, mark_later_pending)
+
+
+def restamp(env: Environment, version: str, *, interactive: bool | None = None,
+            confirm: Callable[[str], str] = input) -> None:
+    """Accept the file of `version` as it is now (after an intended edit), touching no other version."""
+    _approve(env, f"accept the current file of migration {version} in project {env.project} (re-record its checksum;"
+             " no data changes, no other version)", interactive, confirm)
+    with database(env) as client, _reported(env, "nothing was re-stamped"):
+        _engine(client).restamp(version)
 
 
 def new_revision(name: str, directory: Path | None = None, today: dt.date | None = None) -> Path:
@@ -252,10 +296,15 @@ def main(argv: list[str] | None = None) -> int:
     down_cmd.add_argument("env")
     down_cmd.add_argument("--to", type=command.version, required=True)
     down_cmd.add_argument("--allow-irreversible", action="store_true")
+    down_cmd.add_argument("--allow-partial", action="store_true")
     sub.add_parser("validate", help="validate every applied migration against the data now").add_argument("env")
     stamp_cmd = sub.add_parser("stamp", help="record a version and below as applied (needs approval)")
     stamp_cmd.add_argument("env")
     stamp_cmd.add_argument("version", type=command.version)
+    stamp_cmd.add_argument("--mark-later-pending", action="store_true")
+    restamp_cmd = sub.add_parser("restamp", help="accept one version's edited file (needs approval)")
+    restamp_cmd.add_argument("env")
+    restamp_cmd.add_argument("version", type=command.version)
     sub.add_parser("new", help="render the next revision file").add_argument("name")
     sub.add_parser("seed", help="example data into a local environment's emulator").add_argument("env")
     args = p.parse_args(argv)
@@ -267,17 +316,20 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         env = load_environment(args.env)
         if args.command == "plan":
-            gate(env, approved=approved_irreversible(args.approve_irreversible), out=args.out)
+            gate(env, approved=approved_irreversible(args.approve_irreversible), out=args.out,
+                 approve_with=plan_approval(env))
         elif args.command == "apply":
             apply(env, args.plan)
         elif args.command == "status":
             return status(env)
         elif args.command == "down":
-            down(env, args.to, allow_irreversible=args.allow_irreversible)
+            down(env, args.to, allow_irreversible=args.allow_irreversible, allow_partial=args.allow_partial)
         elif args.command == "validate":
             return validate(env)
         elif args.command == "stamp":
-            stamp(env, args.version)
+            stamp(env, args.version, mark_later_pending=args.mark_later_pending)
+        elif args.command == "restamp":
+            restamp(env, args.version)
         elif args.command == "seed":
             counts = seed(env)
             print(f"seeded {', '.join(f'{n} {c}' for c, n in counts.items())} (the shape before any migration) into "

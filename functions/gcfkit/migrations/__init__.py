@@ -21,6 +21,7 @@ from gcfkit.migrations.errors import (
                                       LockHeld,
                                       LockLost,
                                       MigrationError,
+                                      PlanFileError,
                                       PlanMismatch,
                                       RevisionFileError,
                                       ValidationFailed,
@@ -32,5 +33,5 @@ from gcfkit.migrations.runtime import Settings
 
 __all__ = ["DELETE", "ChecksumDrift", "Document", "DocumentFailed", "DryRunWriteRefused", "Engine",
            "IrreversibleMigration", "LockHeld", "LockLost", "MigrationError", "MigrationLock", "Operations", "Plan",
-           "PlanMismatch", "ReadOnlyClient", "Revision", "RevisionFileError", "Settings", "ValidationFailed",
-           "load_revisions"]
+           "PlanFileError", "PlanMismatch", "ReadOnlyClient", "Revision", "RevisionFileError", "Settings",
+           "ValidationFailed", "load_revisions"]

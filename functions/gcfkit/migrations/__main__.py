@@ -6,6 +6,7 @@
   down --to V                 revert migrations above V, newest first
   validate                    run validate() of every applied migration against the data now
   stamp V                     record V and below as applied without running them
+  restamp V                   accept V's file as it is now (after an intended edit), touching no other version
 
 An irreversible migration runs only if approved: `--approve-irreversible V` on `up`, or on the `plan`
 whose file `up --plan` applies. `up` reads the plan file from GCFKIT_MIGRATION_PLAN when --plan is not
@@ -34,7 +35,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--dir", help="the revision files (default: functions/migrations, or GCFKIT_MIGRATIONS_DIR)")
     p.add_argument("--project", help="GCP project (default: GOOGLE_CLOUD_PROJECT)")
     p.add_argument("--database", help="Firestore database id (default: (default))")
-    p.add_argument("--workers", type=int, help="parallel range workers (default 4, GCFKIT_MIGRATION_WORKERS)")
+    p.add_argument("--workers", type=command.positive,
+                   help="parallel range workers, at least 1 (default 4, GCFKIT_MIGRATION_WORKERS)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     commands = p.add_subparsers(dest="command", required=True)
     commands.add_parser("status", help="show every migration and its state")
@@ -54,9 +56,15 @@ def parser() -> argparse.ArgumentParser:
     down.add_argument("--to", type=command.version, required=True,
                       help="the version to go back to (0000: revert everything)")
     down.add_argument("--allow-irreversible", action="store_true", help="allow crossing irreversible migrations")
+    down.add_argument("--allow-partial", action="store_true",
+                      help="also revert a migration whose up stopped part-way (its down runs on every document)")
     commands.add_parser("validate", help="validate every applied migration against the data now")
     stamp = commands.add_parser("stamp", help="mark a version (and below) applied without running anything")
     stamp.add_argument("version", type=command.version)
+    stamp.add_argument("--mark-later-pending", action="store_true",
+                       help="also record applied versions above it as pending, although their data stays")
+    restamp = commands.add_parser("restamp", help="accept one version's file as it is now (after an intended edit)")
+    restamp.add_argument("version", type=command.version)
     return p
 
 
@@ -66,21 +74,23 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "up" and args.plan and args.to:
         p.error("up: --plan applies the plan up to its own --to; give --to when planning, not here")
     try:
-        overrides = {"progress": False} if args.no_progress else {}
-        if args.workers:
+        overrides: dict = {"progress": False} if args.no_progress else {}
+        if args.workers is not None:
             overrides["workers"] = args.workers
         if getattr(args, "no_revert", False):
             overrides["revert_on_failure"] = False
-        settings = Settings.from_env(**overrides)
-        engine = Engine(command.make_client(args.project, args.database), command.migrations_directory(args.dir),
-                        settings)
-        return run(engine, args)
+        try:
+            settings = Settings.from_env(**overrides)
+        except ValueError as exc:  # a GCFKIT_MIGRATION_* / CLOUD_RUN_* variable
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        with command.reported_errors(args.project):
+            engine = Engine(command.make_client(args.project, args.database), command.migrations_directory(args.dir),
+                            settings)
+            return run(engine, args)
     except MigrationError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
-    except ValueError as exc:  # settings from the environment
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
 
 
 def run(engine: Engine, args: argparse.Namespace) -> int:
@@ -102,11 +112,14 @@ def run(engine: Engine, args: argparse.Namespace) -> int:
             engine.up(args.to, None, args.approve_irreversible)
         return 0
     if args.command == "down":
-        engine.down(args.to, args.allow_irreversible)
+        engine.down(args.to, args.allow_irreversible, args.allow_partial)
         return 0
     if args.command == "validate":
         return command.validate(engine, out)
-    engine.stamp(args.version)
+    if args.command == "restamp":
+        engine.restamp(args.version)
+        return 0
+    engine.stamp(args.version, args.mark_later_pending)
     return 0
 
 

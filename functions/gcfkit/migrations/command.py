@@ -10,13 +10,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from gcfkit.migrations.client import database_id
 from gcfkit.migrations.engine import Engine, Plan, StatusRow
-from gcfkit.migrations.errors import MigrationError, PlanMismatch
+from gcfkit.migrations.errors import MigrationError, PlanFileError, PlanMismatch
 
 DEFAULT_DIRECTORY = Path(__file__).resolve().parents[2] / "migrations"  # functions/migrations in the bundle
 
@@ -26,6 +28,17 @@ def version(text: str) -> str:
     if not text.isdigit():
         raise argparse.ArgumentTypeError(f"{text!r} is not a version; versions are numbers like 0002")
     return text
+
+
+def positive(text: str) -> int:
+    """argparse type of a count that must be at least 1 (--workers)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is less than 1")
+    return value
 
 
 def versions(text: str) -> frozenset[str]:
@@ -46,6 +59,26 @@ def make_client(project: str | None = None, database: str | None = None):
 
     project = project or os.environ.get("GOOGLE_CLOUD_PROJECT") or os.environ.get("GCLOUD_PROJECT")
     return firestore.Client(project=project, database=database or os.environ.get("GCFKIT_FIRESTORE_DATABASE"))
+
+
+@contextmanager
+def reported_errors(project: str | None = None) -> Iterator[None]:
+    """Credentials and Firestore API errors as MigrationError (one line for the terminal, exit code 1)."""
+    from google.api_core.exceptions import GoogleAPICallError, RetryError
+    from google.auth.exceptions import GoogleAuthError
+
+    try:
+        yield
+    except GoogleAuthError as exc:
+        raise MigrationError(f"no usable Google credentials to reach Firestore ({exc}); run `gcloud auth "
+                             "application-default login` (a Cloud Run job uses its service account), or set "
+                             "FIRESTORE_EMULATOR_HOST to use an emulator") from None
+    except (GoogleAPICallError, RetryError) as exc:
+        where = project or os.environ.get("GOOGLE_CLOUD_PROJECT") or "the project"
+        detail = getattr(exc, "message", None) or str(exc).strip() or "no details"
+        raise MigrationError(f"Firestore of project {where} answered {type(exc).__name__} ({detail}); the command "
+                             "stopped there. Check the project, --database and the credentials' access; `status` "
+                             "shows what was recorded") from None
 
 
 def status(engine: Engine, out: TextIO) -> int:
@@ -91,7 +124,8 @@ def render_plan(plan: Plan, out: TextIO) -> None:
         print(f"\n  {m.version} {m.name}  [sha256 {m.checksum.removeprefix('sha256:')[:12]}]"
               f"{'  ' + flags if flags else ''}", file=out)
         for step in m.steps:
-            print(f"    step {step['step']}: {step['description']}: {step['read']} read -> would update "
+            resumed = f" (after {step['done_before']} already migrated)" if step.get("done_before") else ""
+            print(f"    step {step['step']}: {step['description']}: {step['read']} read{resumed} -> would update "
                   f"{step['updated']}, create {step['created']}, delete {step['deleted']}  "
                   f"[{step['split']}]", file=out)
             for sample in step["samples"]:
@@ -100,6 +134,8 @@ def render_plan(plan: Plan, out: TextIO) -> None:
             print(f"    ERROR: {m.error}", file=out)
         elif m.validation:
             print(f"    validation FAILS: {'; '.join(m.validation)}", file=out)
+        elif not m.validation_checked:
+            print("    validation: NOT CHECKED (too many planned writes to hold; see the note below)", file=out)
         else:
             print("    validation: ok (against the data as it would be)", file=out)
     for note in plan.notes:
@@ -135,8 +171,12 @@ def _short(value, limit: int = 70) -> str:
 
 
 def write_plan(plan: Plan, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(plan.as_dict(), indent=2, default=str) + "\n")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(plan.as_dict(), indent=2, default=str) + "\n")
+    except OSError as exc:
+        raise PlanFileError(f"{path}: cannot write the plan file ({exc.strerror or exc}); give a file path "
+                            "you can write") from None
 
 
 @dataclass(frozen=True)
@@ -162,20 +202,47 @@ def read_plan(path: Path, client, make_plan: str | None = None) -> PlanFile:
     try:
         data = json.loads(path.read_text())
     except FileNotFoundError:
-        raise MigrationError(f"{path}: no plan file. Make one with {remedy}; review it, then apply it") from None
+        raise PlanFileError(f"{path}: no plan file. Make one with {remedy}; review it, then apply it") from None
+    except OSError as exc:
+        raise PlanFileError(f"{path}: cannot read the plan file ({exc.strerror or exc}); give the path of the "
+                             f"file {remedy} wrote") from None
     except ValueError:
         data = None
-    if not isinstance(data, dict) or not {"plan_id", "project", "database", "migrations"} <= data.keys():
-        raise MigrationError(f"{path}: not a migration plan written by `plan --out`; make a new one with {remedy}")
+    if (wrong := _plan_shape_problem(data)) is not None:
+        raise PlanFileError(f"{path}: not a migration plan written by `plan --out` ({wrong}); make a new one with "
+                             f"{remedy}")
     target = (client.project, database_id(client))
     if (data["project"], data["database"]) != target:
         raise PlanMismatch(f"{path} is a plan for project {data['project']} (database {data['database']}), not "
                            f"{target[0]} (database {target[1]}); make one for this database with {remedy}")
     if data.get("problems"):
         raise PlanMismatch(f"{path} has problems, so it cannot be applied; fix them and plan again with {remedy}:"
-                           "\n  - " + "\n  - ".join(data["problems"]))
+                           "\n  - " + "\n  - ".join(map(str, data["problems"])))
     return PlanFile(path, data["plan_id"], [[m["version"], m["checksum"]] for m in data["migrations"]],
-                    frozenset(data.get("approved_irreversible", ())), data.get("to"))
+                    frozenset(data.get("approved_irreversible") or ()), data.get("to"))
+
+
+def _plan_shape_problem(data: Any) -> str | None:
+    """What is wrong with the structure of a plan file's JSON, or None."""
+    if not isinstance(data, dict):
+        return "not a JSON object"
+    for key, kind in (("plan_id", str), ("project", str), ("database", str), ("migrations", list)):
+        if not isinstance(data.get(key), kind):
+            return f"{key!r} is missing or not a {kind.__name__}"
+    for i, migration in enumerate(data["migrations"]):
+        if not isinstance(migration, dict) or not all(isinstance(migration.get(k), str) and migration[k]
+                                                      for k in ("version", "checksum")):
+            return f"migrations[{i}] has no 'version' and 'checksum'"
+        if not migration["version"].isdigit():
+            return f"migrations[{i}].version {migration['version']!r} is not a version"
+    approved = data.get("approved_irreversible") or []
+    if not isinstance(approved, list) or not all(isinstance(v, str) and v.isdigit() for v in approved):
+        return "'approved_irreversible' is not a list of versions"
+    if not (data.get("to") is None or (isinstance(data["to"], str) and data["to"].isdigit())):
+        return "'to' is not a version"
+    if not isinstance(data.get("problems") or [], list):
+        return "'problems' is not a list"
+    return None
 
 
 def apply_plan(engine: Engine, plan: PlanFile, approved_irreversible: frozenset[str] = frozenset()) -> list:

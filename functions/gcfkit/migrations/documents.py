@@ -95,8 +95,10 @@ def apply(fn: Callable, path: str, data: dict, update_time: Any, children: Calla
         raise DocumentFailed(
             f"migration {version}: the transform failed on document {path}: {type(exc).__name__}: {exc} "
             f"({where.filename}:{where.lineno}). Nothing of this document's batch was written; earlier batches are "
-            "committed and checkpointed. Fix the document and apply again: it resumes here. To change the "
-            "migration file instead, first revert to the previous version (migrate-down), then plan again.") from exc
+            "committed and checkpointed. Fix the document and apply again: it resumes here. To fix the migration "
+            f"file instead, edit it, accept the edit with `make migrate-restamp ENV=<env> VERSION={version}` (or "
+            f"`python -m gcfkit.migrations restamp {version}`), then apply again: documents already migrated keep "
+            "what the old file did.") from exc
     new = doc.data if result is None else result
     if new is DELETE:
         return Change(path, [Write("delete", path, update_time=update_time), *doc._extra], before=original,

@@ -25,6 +25,7 @@ from gcfkit.migrations.source import Source
 READ_ONLY_RPCS = frozenset({"GetDocument", "ListDocuments", "BatchGetDocuments", "RunQuery", "RunAggregationQuery",
                             "PartitionQuery", "ListCollectionIds", "Listen", "Rollback"})
 DELETED = None  # what the overlay holds for a document the dry run deleted
+OVERLAY_LIMIT = 200_000  # planned document writes a plan holds in memory (about 1 KB each)
 
 
 def _refusal(what: str) -> DryRunWriteRefused:
@@ -100,11 +101,12 @@ class Overlay:
     """The dry run's view of the database after the writes it refused: path -> new data, or DELETED.
 
     Bounded: past `limit` documents it stops recording and says so in the plan (`truncated`), because a
-    plan must not run a laptop out of memory on a large collection.
+    plan must not run a laptop out of memory on a large collection. Validation of what was planned after
+    that point is reported as not checked, never as a failure: it would see documents without their writes.
     """
 
-    def __init__(self, limit: int = 200_000):
-        self.limit, self.truncated = limit, False
+    def __init__(self, limit: int | None = None):
+        self.limit, self.truncated = OVERLAY_LIMIT if limit is None else limit, False
         self._docs: dict[str, dict | None] = {}
         self._lock = threading.Lock()
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +25,7 @@ from gcfkit.migrations.errors import (
     PlanMismatch,
     ValidationFailed,
     down_remedy,
+    restamp_remedy,
 )
 from gcfkit.migrations.lock import MigrationLock, read_lock
 from gcfkit.migrations.ops import Operations
@@ -34,11 +35,12 @@ from gcfkit.migrations.tracking import (
     APPLIED,
     APPLYING,
     FAILED,
+    FORGOTTEN,
     REVERTED,
-    REVERTING,
     Record,
     RecordStore,
     drift,
+    forgotten_problem,
     read_records,
 )
 
@@ -52,6 +54,7 @@ class PlannedMigration:
     resumes: bool = False
     steps: list[dict] = field(default_factory=list)
     validation: list[str] = field(default_factory=list)
+    validation_checked: bool = True  # False: the plan held too many planned writes to validate it soundly
     error: str | None = None
 
 
@@ -131,19 +134,39 @@ class Engine:
                 and not (r.version in records and records[r.version].is_applied)]
 
     def problems(self, records: dict[str, Record]) -> list[str]:
-        """Drift, records without files, interrupted reverts: what stops `up` and the deploy gate."""
+        """Drift, records without files, interrupted reverts, forgotten migrations, pending versions below applied
+        ones: what stops `up` and the deploy gate. Each starts with "migration <version> "."""
         found = [f"migration {r.label}: {text}" for r in self.revisions if (text := drift(r, records.get(r.version)))]
         known = {r.version for r in self.revisions}
         found += [f"migration {v} ({rec.name}) is {rec.status} in the database but {self.directory} has no file for "
                   "it (deployed from another branch?); restore the file" for v, rec in sorted(records.items())
                   if v not in known and rec.status != REVERTED]
         found += [f"migration {v} ({rec.name}) stopped while being reverted ({rec.error or 'down'}); finish it with "
-                  f"{down_remedy(f'{int(v) - 1:04d}')}" for v, rec in sorted(records.items())
-                  if rec.direction == "down" and rec.status in (REVERTING, FAILED)]
+                  f"{down_remedy(f'{int(v) - 1:04d}')}" for v, rec in sorted(records.items()) if rec.is_reverting]
+        found += [forgotten_problem(r.label, r.version) for r in self.revisions
+                  if r.version in records and records[r.version].status == FORGOTTEN]
+        applied = [r for r in self.revisions if r.version in records and records[r.version].is_applied]
+        if applied:
+            newest = applied[-1]
+            found += [f"migration {r.label} is pending but {newest.label} is already applied, so it would run after "
+                      f"newer migrations and `down` would revert it out of order (merged from another branch?); "
+                      f"renumber it above {newest.version} (rename the file and its `version`)"
+                      for r in self.revisions if int(r.version) < int(newest.version) and r.version not in records]
+            found += [f"migration {r.label} is {records[r.version].status} but {newest.label} is already applied; "
+                      f"{'apply it again' if records[r.version].status == REVERTED else 'finish it'} only after "
+                      f"reverting {newest.version} (`down` goes newest first), or renumber it above {newest.version}"
+                      for r in self.revisions if int(r.version) < int(newest.version) and r.version in records
+                      and records[r.version].status in (REVERTED, APPLYING, FAILED)
+                      and not records[r.version].is_reverting]
         return found
 
-    def plan(self, to: str | None = None, approved_irreversible: frozenset[str] = frozenset()) -> Plan:
-        """Dry-run every pending migration (each sees the planned writes of the ones before it) and validate."""
+    def plan(self, to: str | None = None, approved_irreversible: frozenset[str] = frozenset(),
+             approve_with: Callable[[str], str] | None = None) -> Plan:
+        """Dry-run every pending migration (each sees the planned writes of the ones before it) and validate.
+
+        A migration that stopped part-way is dry-run from its checkpoints, as `up` would resume it.
+        `approve_with(version)` says how the caller's user approves an irreversible migration."""
+        approve_with = approve_with or (lambda v: f"pass --approve-irreversible {v} to `plan` (and `up`)")
         records = read_records(self.read_only)
         plan = Plan(self.client.project, database_id(self.client), [], self.problems(records), to=to)
         lock = read_lock(self.read_only)
@@ -153,19 +176,26 @@ class Engine:
         overlay = Overlay()
         for revision in self.pending(records, to):
             record = records.get(revision.version)
+            resumes = record is not None and record.direction == "up" and record.status in (APPLYING, FAILED)
             entry = PlannedMigration(revision.version, revision.name, revision.checksum, revision.irreversible,
-                                     resumes=record is not None and record.status in (APPLYING, FAILED))
+                                     resumes=resumes)
             plan.migrations.append(entry)
-            if plan.problems and any(p.startswith(f"migration {revision.version}") for p in plan.problems):
+            if any(_about(problem, revision.version) for problem in plan.problems):
                 continue
-            run = Run(self.client, self.read_only, revision, "up", self.settings, dry_run=True, overlay=overlay)
+            incomplete_before = overlay.truncated
+            run = Run(self.client, self.read_only, revision, "up", self.settings, dry_run=True, overlay=overlay,
+                      attempt=record.attempt if resumes and record else 0)
             try:
                 revision.up(Operations(run))
             except Exception as exc:  # the plan reports every failure, with the migration it belongs to
                 entry.error = _describe(exc)
-                plan.problems.append(f"migration {revision.label}: up fails in the dry run: {entry.error}")
+                plan.problems.append(f"migration {revision.label}: up fails in the dry run: {entry.error}" + (
+                    f" (this dry run saw the data without some writes of the migrations before it: {_overflow(overlay)}"
+                    "; plan and apply those first with --to, then plan this one)" if incomplete_before else ""))
             entry.steps = [s.as_dict() for s in run.steps]
-            if entry.error is None:
+            if entry.error is None and overlay.truncated:
+                entry.validation_checked = False  # it would see documents whose planned writes were not recorded
+            elif entry.error is None:
                 entry.validation = self._validate(revision, overlay)
                 if entry.validation:
                     plan.problems.append(f"migration {revision.label}: validation would fail after up: "
@@ -174,11 +204,13 @@ class Engine:
                 plan.approved_irreversible.append(revision.version)
             elif revision.irreversible:
                 plan.problems.append(f"migration {revision.label} is irreversible and needs explicit approval: "
-                                     f"APPROVE_IRREVERSIBLE={revision.version} (make, or the deploy workflow's "
-                                     f"approve_irreversible input), or --approve-irreversible {revision.version}")
+                                     f"{approve_with(revision.version)}")
         if overlay.truncated:
-            plan.notes.append(f"the dry run planned more than {overlay.limit:,} writes; later migrations and "
-                              "validations were dry-run without the rest")
+            unchecked = [m.version for m in plan.migrations if not m.validation_checked]
+            plan.notes.append(f"{_overflow(overlay)}, so the validation of {', '.join(unchecked) or 'later migrations'}"
+                              " was not checked (it is not a failure: `up` validates after applying, and reverts on "
+                              "failure). To check it before applying, plan and apply fewer migrations at a time "
+                              "(--to) or raise the limit on a machine with the memory for it.")
         return plan
 
     def validate(self) -> dict[str, list[str]]:
@@ -237,12 +269,14 @@ class Engine:
             self.records.finish(record, FAILED, _touched(run), error=_describe(exc))
             raise MigrationError(
                 f"migration {revision.label}: up failed: {_describe(exc)}\nCompleted batches are checkpointed: fix the "
-                f"cause and apply again to resume, or run {down_remedy(f'{int(revision.version) - 1:04d}')} to revert "
-                "the part that ran.") from exc
+                "cause and apply again, which resumes where it stopped. (Its down would also run on the documents up "
+                "never reached, so `down` refuses a partly applied migration unless given --allow-partial; see "
+                "docs/migrations.md, \"A migration that stopped part-way\".)") from exc
         failures = self._validate(revision)
         lock.check()  # a runner that lost its lease leaves the record to the runner that took over
         outcome = self.records.finish(record, FAILED if failures else APPLIED, _touched(run),
-                                      error=("validation failed: " + "; ".join(failures)) if failures else None)
+                                      error=("validation failed: " + "; ".join(failures)) if failures else None,
+                                      up_completed=True)
         if outcome.status == APPLIED:
             log(f"{revision.label}: applied, {outcome.documents_touched} documents touched "
                 f"({outcome.duration_seconds:.1f}s)")
@@ -259,22 +293,33 @@ class Engine:
         raise ValidationFailed(f"migration {revision.label}: {reason}\nIts down ran, so the data is as before and the "
                                "migration is pending again; fix it, then plan and apply again.")
 
-    def down(self, to: str, allow_irreversible: bool = False) -> list[Record]:
-        """Revert applied (or partly applied) migrations above `to`, newest first."""
+    def down(self, to: str, allow_irreversible: bool = False, allow_partial: bool = False) -> list[Record]:
+        """Revert applied migrations above `to`, newest first. One that stopped part-way in up is refused unless
+        `allow_partial`: its down would also run on every document up never reached."""
         with self._locked("down") as lock:
             records = read_records(self.client)
             targets = [r for r in reversed(self.revisions) if int(r.version) > int(to)
-                       and r.version in records and records[r.version].status != REVERTED]
-            orphans = [v for v, rec in records.items() if int(v) > int(to) and rec.status != REVERTED
+                       and r.version in records and records[r.version].status not in (REVERTED, FORGOTTEN)]
+            orphans = [v for v, rec in records.items() if int(v) > int(to) and rec.status not in (REVERTED, FORGOTTEN)
                        and v not in {r.version for r in self.revisions}]
             if orphans:
                 raise MigrationError(f"cannot revert {', '.join(sorted(orphans))}: applied but no file in "
                                      f"{self.directory}; restore the file(s) first")
-            # A part-way migration whose file changed is exactly what `down` is for; an applied one is not.
-            drifted = [f"migration {r.label}: {text}" for r in targets if records[r.version].is_applied
+            # A revert stopped part-way resumes with the file it started with (the checkpoints mean that file).
+            drifted = [f"migration {r.label}: {text}" for r in targets
+                       if (records[r.version].is_applied or records[r.version].is_reverting)
                        and (text := drift(r, records[r.version]))]
             if drifted:
                 raise ChecksumDrift("\n".join(drifted))
+            partial = [r for r in targets if records[r.version].is_partly_applied]
+            if partial and not allow_partial:
+                raise MigrationError("\n".join(
+                    f"migration {r.label} is partly applied: its up stopped "
+                    f"({records[r.version].error or 'interrupted'}) before reaching every document, and its down "
+                    "would run on all of them, including those up never changed. Nothing was reverted. Finish it "
+                    "first: fix the cause and apply again (it resumes from its checkpoints), then revert it. If its "
+                    "down leaves documents that up did not change as they are (e.g. remove_field or rename_field "
+                    "back), pass --allow-partial (make: ALLOW_PARTIAL=1)." for r in partial))
             blocked = [r.label for r in targets if r.irreversible]
             if blocked and not allow_irreversible:
                 raise IrreversibleMigration(
@@ -294,8 +339,6 @@ class Engine:
         try:
             if revision.down is not None:
                 revision.down(Operations(run))
-            else:
-                log(f"{revision.label}: irreversible and without down(); only its record is reverted")
         except LockLost:
             raise
         except Exception as exc:
@@ -303,24 +346,61 @@ class Engine:
             raise MigrationError(f"migration {revision.label}: down failed: {_describe(exc)}\nFix the cause and run "
                                  "`down` again: it resumes from its checkpoints.") from exc
         lock.check()
+        if revision.down is None:
+            outcome = self.records.finish(record, FORGOTTEN, 0, error=record.error)
+            log(f"{revision.label}: irreversible and without down(), so its data stays as up left it; recorded as "
+                f"forgotten: nothing applies it again until `restamp {revision.version}` records it applied")
+            return outcome
         outcome = self.records.finish(record, REVERTED, _touched(run), error=record.error)
         log(f"{revision.label}: reverted, {outcome.documents_touched} documents touched")
         return outcome
 
-    def stamp(self, version: str) -> None:
-        """Record every migration up to `version` as applied (with its current checksum) and later ones as
-        reverted, without running anything: adopting existing data, or accepting an intended file change."""
-        if version not in {r.version for r in self.revisions} and int(version) != 0:
-            raise MigrationError(f"stamp {version}: no such version in {self.directory}; "
-                                 f"known: {', '.join(r.version for r in self.revisions)} (or 0000 for none)")
+    def stamp(self, version: str, mark_later_pending: bool = False) -> None:
+        """Record every migration up to `version` as applied (with its current checksum), running nothing: adopting
+        existing data. Versions above it that are applied (or part-way) are refused unless `mark_later_pending`
+        (their records become pending while their data stays: for data restored from a backup)."""
         with self._locked("stamp"):
             records = read_records(self.client)
+            later = self.check_stamp(version, mark_later_pending, records)
             for revision in self.revisions:
                 if int(revision.version) <= int(version):
                     self.records.stamp(revision, APPLIED)
                 elif revision.version in records and records[revision.version].status != REVERTED:
-                    self.records.stamp(revision, REVERTED)
-            log(f"stamped: {version} and below applied, above pending")
+                    self.records.stamp(revision, REVERTED)  # only with mark_later_pending: `later` lists them
+            log(f"stamped: {version} and below applied" + (f"; {', '.join(later)} now pending" if later else ""))
+
+    def check_stamp(self, version: str, mark_later_pending: bool = False,
+                    records: dict[str, Record] | None = None) -> list[str]:
+        """What `stamp version` would record as pending although their data stays, e.g. ["0003 add locale
+        (applied)"]; MigrationError if the version has no file, or if there are such versions and not
+        `mark_later_pending`."""
+        if version not in {r.version for r in self.revisions} and int(version) != 0:
+            raise MigrationError(f"stamp {version}: no such version in {self.directory}; "
+                                 f"known: {', '.join(r.version for r in self.revisions)} (or 0000 for none)")
+        records = read_records(self.read_only) if records is None else records
+        later = [f"{r.label} ({records[r.version].status})" for r in self.revisions if int(r.version) > int(version)
+                 and r.version in records and records[r.version].status != REVERTED]
+        if later and not mark_later_pending:
+            raise MigrationError(
+                f"stamp {version} would record {', '.join(later)} as pending, but it runs nothing, so their data "
+                f"would stay as they left it and the next up would apply them again. Nothing was stamped. To undo "
+                f"them, run {down_remedy(version)} first; to accept an edited file of one applied migration, use "
+                f"{restamp_remedy('<version>')}. Only if their data really is not there any more (restored from a "
+                "backup), pass --mark-later-pending (make: MARK_LATER_PENDING=1).")
+        return later
+
+    def restamp(self, version: str) -> Record:
+        """Accept version's file as it is now, touching no other version: re-record the checksum of an applied
+        migration (after an intended edit), record a forgotten one applied again, or let one that stopped part-way
+        continue with its changed file."""
+        revision = next((r for r in self.revisions if r.version == version), None)
+        if revision is None:
+            raise MigrationError(f"restamp {version}: no such version in {self.directory}; "
+                                 f"known: {', '.join(r.version for r in self.revisions) or 'none'}")
+        with self._locked("restamp"):
+            record = self.records.restamp(revision)
+            log(f"restamped {revision.label}: {record.status}, checksum {revision.short_checksum}")
+            return record
 
     @contextmanager
     def _locked(self, command: str) -> Iterator[MigrationLock]:
@@ -346,6 +426,15 @@ class Engine:
 
 def _touched(run: Run) -> int:
     return sum(step.touched for step in run.steps)
+
+
+def _about(problem: str, version: str) -> bool:
+    """Is this problem (from `problems`) about `version`?"""
+    return problem.startswith((f"migration {version} ", f"migration {version}:"))
+
+
+def _overflow(overlay: Overlay) -> str:
+    return f"the dry run planned more than {overlay.limit:,} writes (dryrun.OVERLAY_LIMIT) and stopped recording them"
 
 
 def _describe(exc: BaseException) -> str:

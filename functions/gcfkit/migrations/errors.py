@@ -43,6 +43,10 @@ class DryRunWriteRefused(MigrationError):
     """Something tried to write through the dry-run client. Raised by the client itself, so it cannot be bypassed."""
 
 
+class PlanFileError(MigrationError):
+    """The plan file given to `up --plan` (or `plan --out`) cannot be read or written, or is not a plan."""
+
+
 class PlanMismatch(MigrationError):
     """`up --plan` was given a plan that is not what would run now (other versions or changed files)."""
 

@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import socket
 import sys
@@ -29,6 +30,9 @@ from gcfkit.migrations.dryrun import Overlay
 from gcfkit.migrations.revisions import Revision
 
 BATCH_LIMIT = 500  # Firestore's maximum writes per commit; one of them is the range checkpoint
+# Bytes of document writes per commit. Firestore takes requests up to 10 MiB, but gRPC channels (the emulator's,
+# and clients with default options) refuse messages over 4 MiB; the checkpoint and the envelope fit in the rest.
+BATCH_BYTES = 3_500_000
 
 
 @dataclass(frozen=True)
@@ -120,14 +124,17 @@ class RampUp:
 class StepReport:
     """One utility call of a migration: what it read and (would have) written."""
 
-    number: int
+    number: int  # its position in this run
     description: str
+    fingerprint: str = ""  # what it does (utility, source, filters, function): its identity across runs
+    key: str = ""  # fingerprint hash + occurrence: names its split points and checkpoints
     split: str = ""
     ranges: int = 1
     read: int = 0
     updated: int = 0
     deleted: int = 0
     created: int = 0
+    done_before: int = 0  # documents an interrupted run of this attempt had already migrated (resumed plans)
     samples: list[dict] = field(default_factory=list)
     seconds: float = 0.0
 
@@ -138,7 +145,7 @@ class StepReport:
     def as_dict(self) -> dict:
         return {"step": self.number, "description": self.description, "split": self.split, "ranges": self.ranges,
                 "read": self.read, "updated": self.updated, "deleted": self.deleted, "created": self.created,
-                "seconds": round(self.seconds, 3), "samples": self.samples}
+                "done_before": self.done_before, "seconds": round(self.seconds, 3), "samples": self.samples}
 
 
 @dataclass
@@ -158,13 +165,20 @@ class Run:
     steps: list[StepReport] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
     cancelled: threading.Event = field(default_factory=threading.Event)  # a worker failed, or Ctrl-C
+    claimed: set[str] = field(default_factory=set)  # recorded steps of this attempt this run has reached
+    occurrences: dict[str, int] = field(default_factory=dict)
 
     @property
     def writes(self) -> bool:
         return self.direction in ("up", "down") and not self.dry_run
 
-    def next_step(self, description: str) -> StepReport:
-        step = StepReport(number=len(self.steps) + 1, description=description)
+    def next_step(self, description: str, fingerprint: str = "") -> StepReport:
+        """The next utility call. Its key is its fingerprint's hash and how many calls with that fingerprint came
+        before it in this run, so a resumed run finds its progress even if a branch skips other steps."""
+        fingerprint = fingerprint or description
+        occurrence = self.occurrences[fingerprint] = self.occurrences.get(fingerprint, 0) + 1
+        key = f"{hashlib.sha256(fingerprint.encode()).hexdigest()[:12]}-{occurrence}"
+        step = StepReport(number=len(self.steps) + 1, description=description, fingerprint=fingerprint, key=key)
         self.steps.append(step)
         return step
 

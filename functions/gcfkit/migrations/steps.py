@@ -9,9 +9,15 @@ other's ranges) cannot both commit the same batch; the loser re-reads the checkp
 document write carries its own last-update-time precondition, so a document the application changed
 after it was read is re-read and re-transformed instead of overwritten.
 
+A step is identified by its fingerprint (utility and description, source, filters, function name) and how
+many steps with that fingerprint came before it in the run, not by its position: a resumed run whose up
+skips a step (a read-only branch) still finds each step's own split points and checkpoints. A resumed run
+that reaches a step its attempt never recorded while a recorded one is unfinished stops (the steps changed),
+rather than start a step over.
+
 Batched commits, not BulkWriter: BulkWriter writes each document on its own, so no checkpoint can be
 atomic with the writes it describes. The 500/50/5 ramp-up BulkWriter applies is applied here (RampUp).
-The commits themselves are built in commit.py.
+A batch holds at most 499 document writes and BATCH_BYTES of them. The commits are built in commit.py.
 """
 
 from __future__ import annotations
@@ -36,7 +42,7 @@ from gcfkit.migrations.documents import Change, Document, apply
 from gcfkit.migrations.dryrun import DELETED
 from gcfkit.migrations.errors import DocumentFailed, MigrationError
 from gcfkit.migrations.progress import Progress
-from gcfkit.migrations.runtime import BATCH_LIMIT, Run, StepReport
+from gcfkit.migrations.runtime import BATCH_BYTES, BATCH_LIMIT, Run, StepReport
 from gcfkit.migrations.source import Source
 from gcfkit.migrations.tracking import COLLECTION
 
@@ -74,40 +80,126 @@ class Checkpoint:
 
 
 def run_step(run: Run, source: Source, fn: Callable, description: str) -> StepReport:
-    step = run.next_step(f"{description} ({source.describe()})")
+    step = run.next_step(f"{description} ({source.describe()})", _fingerprint(source, fn, description))
     started = time.perf_counter()
     total = sources.count(run.reader, source)
-    splits = _splits(run, step, source, total)
-    bounds = list(zip([None, *splits], [*splits, None], strict=True))
-    step.ranges = len(bounds)
     label = f"{run.revision.version} {run.direction} step {step.number}"
     if run.writes:
-        _run_real(run, step, source, fn, bounds, total, label)
+        recorded = _record_step(run, step, source, total)
+        bounds = _bounds(recorded.splits)
+        step.split, step.ranges = recorded.split, len(bounds)
+        _run_real(run, step, source, fn, bounds, recorded.checkpoints, total, label)
     else:
-        _run_dry(run, step, source, fn, bounds, total, label)
+        # A plan of a migration that stopped part-way dry-runs what `up` would resume: the recorded ranges,
+        # after their checkpoints. Anything else is split afresh.
+        recorded = _recorded_step(run, run.reader, step) if run.attempt else None
+        if recorded is None:
+            points, step.split = sources.split_points(run.reader, source, _pieces(run, total), total)
+            bounds = _bounds(points)
+            progress = [Checkpoint()] * len(bounds)
+        else:
+            bounds = _bounds(recorded.splits)
+            step.split = f"{recorded.split}; resumed from the checkpoints of attempt {run.attempt}"
+            progress = [Checkpoint.read_from(run.reader.document(f"{COLLECTION}/{run.revision.version}/checkpoints/"
+                                                                 f"{recorded.checkpoints}-{i:04d}"))
+                        for i in range(len(bounds))]
+        step.ranges = len(bounds)
+        _run_dry(run, step, source, fn, bounds, progress, total, label)
     step.seconds = time.perf_counter() - started
     return step
 
 
-def _splits(run: Run, step: StepReport, source: Source, total: int) -> list[str]:
+def _fingerprint(source: Source, fn: Callable, description: str) -> str:
+    function = getattr(fn, "__qualname__", None) or type(fn).__qualname__
+    return json.dumps([description, source.collection, source.group, [[f, op, repr(v)] for f, op, v in source.where],
+                       function])
+
+
+def _bounds(splits: list[str]) -> list[tuple[str | None, str | None]]:
+    return list(zip([None, *splits], [*splits, None], strict=True))
+
+
+def _pieces(run: Run, total: int) -> int:
     s = run.settings
     # Twice as many ranges as workers evens out uneven ranges; more would only add queries.
-    pieces = max(1, min(total // max(1, s.min_range_docs), s.workers * s.task_count * 2))
-    if not run.writes:
-        points, step.split = sources.split_points(run.reader, source, pieces, total)
-        return points
-    # The first runner to reach a step records its split points; every later runner (a resumed run, the
-    # other tasks of a job) uses those, so range i always means the same ids and its checkpoint stays valid.
-    ref = _migration_ref(run).collection("steps").document(f"{run.step_prefix}-{step.number:03d}")
-    snapshot = ref.get()
-    if not snapshot.exists:
-        points, how = sources.split_points(run.client, source, pieces, total)
-        with contextlib.suppress(gexc.AlreadyExists):
-            ref.create({"description": step.description, "splits": points, "split": how, "source": source.describe()})
-        snapshot = ref.get()
-    recorded = snapshot.to_dict()
-    step.split = recorded["split"]
-    return list(recorded["splits"])
+    return max(1, min(total // max(1, s.min_range_docs), s.workers * s.task_count * 2))
+
+
+@dataclass(frozen=True)
+class _Recorded:
+    """A step as its attempt recorded it: split points, how they were found, and its checkpoints' id prefix."""
+
+    splits: list[str]
+    split: str
+    checkpoints: str  # range i's checkpoint is checkpoints/{this}-{i:04d}
+
+
+def _record_step(run: Run, step: StepReport, source: Source, total: int) -> _Recorded:
+    """The recorded split points of `step`, recording them first if this attempt has not reached it yet.
+
+    The first runner to reach a step records its split points; every later runner (a resumed run, the other
+    tasks of a job) uses those, so range i always means the same ids and its checkpoint stays valid."""
+    recorded = _recorded_step(run, run.client, step)
+    if recorded is not None:
+        return recorded
+    _refuse_skipping_unfinished(run, step)
+    points, how = sources.split_points(run.client, source, _pieces(run, total), total)
+    ref = _steps_ref(run, run.client).document(f"{run.step_prefix}-{step.key}")
+    with contextlib.suppress(gexc.AlreadyExists):  # a sibling task recorded it first: use theirs
+        ref.create({"description": step.description, "fingerprint": step.fingerprint, "number": step.number,
+                    "splits": points, "split": how, "source": source.describe()})
+    recorded = _recorded_step(run, run.client, step)
+    assert recorded is not None
+    return recorded
+
+
+def _recorded_step(run: Run, client, step: StepReport) -> _Recorded | None:
+    steps = _steps_ref(run, client)
+    snapshot = steps.document(f"{run.step_prefix}-{step.key}").get()
+    if snapshot.exists:
+        found = snapshot.to_dict()
+        if found.get("fingerprint") != step.fingerprint:  # a hash collision: never resume someone else's progress
+            raise MigrationError(f"migration {run.revision.version}: step {step.number} ({step.description}) and the "
+                                 f"recorded step {snapshot.id} ({found.get('description')}) share a key; give one of "
+                                 "them another description")
+    else:
+        # Attempts started by an engine that named steps by position ({attempt}-{direction}-{NNN}).
+        snapshot = steps.document(f"{run.step_prefix}-{step.number:03d}").get()
+        if not snapshot.exists:
+            return None
+        found = snapshot.to_dict()
+        if found.get("description") != step.description:
+            raise MigrationError(
+                f"migration {run.revision.version}: attempt {run.attempt} was started by an earlier version of the "
+                f"engine, which identified steps by position: its step {step.number} was {found.get('description')!r}"
+                f", this run's is {step.description!r}. Resume it with the steps in the same order (the same file "
+                "and data it branches on), or revert it and start a new attempt.")
+    run.claimed.add(snapshot.id)
+    return _Recorded(list(found["splits"]), found["split"], snapshot.id)
+
+
+def _refuse_skipping_unfinished(run: Run, step: StepReport) -> None:
+    """A step this attempt never recorded may start only once every unfinished recorded step has been reached:
+    otherwise the steps of up changed since the run this one resumes, and a changed step would start over."""
+    for snapshot in _steps_ref(run, run.client).stream():
+        if not snapshot.id.startswith(f"{run.step_prefix}-") or snapshot.id in run.claimed:
+            continue
+        found = snapshot.to_dict()
+        checkpoints = _migration_ref(run).collection("checkpoints")
+        if all(Checkpoint.read_from(checkpoints.document(f"{snapshot.id}-{i:04d}")).done
+               for i in range(len(found.get("splits", [])) + 1)):
+            continue  # finished: a branch that skips it now is harmless
+        raise MigrationError(
+            f"migration {run.revision.version}: step {step.number} of this run ({step.description}) is not a step "
+            f"attempt {run.attempt} recorded, while its step {found.get('description')!r} stopped part-way and this "
+            "run has not reached it. The steps of this migration changed since the run it resumes (its file, or the "
+            "data its up branches on), so continuing could migrate documents twice; nothing of this step was written. "
+            "Restore what changed so up calls the same utilities (same descriptions, collections and function names) "
+            "in the same order, then apply again.")
+
+
+def _steps_ref(run: Run, client):
+    return client.collection(COLLECTION).document(run.revision.version).collection("steps")
 
 
 def _migration_ref(run: Run):
@@ -130,9 +222,10 @@ def _workers(run: Run, count: int) -> Iterator[ThreadPoolExecutor]:
 
 # -- real runs -------------------------------------------------------------------------------------------------
 
-def _run_real(run: Run, step: StepReport, source: Source, fn: Callable, bounds, total: int, label: str) -> None:
+def _run_real(run: Run, step: StepReport, source: Source, fn: Callable, bounds, prefix: str, total: int,
+              label: str) -> None:
     checkpoints = _migration_ref(run).collection("checkpoints")
-    refs = [checkpoints.document(f"{run.step_prefix}-{step.number:03d}-{i:04d}") for i in range(len(bounds))]
+    refs = [checkpoints.document(f"{prefix}-{i:04d}") for i in range(len(bounds))]
     s = run.settings
     # This task's share first (range i % task_count == task_index), then the rest: a task that finishes early
     # completes ranges nobody started (a job with parallelism < task count) or whose task went quiet.
@@ -179,25 +272,31 @@ class _RangeWorker:
         client, page_size = self.run.client, self.run.settings.page_size
         query = sources.ordered(client, self.source, start=self.start, end=self.end, after=self.checkpoint.last)
         batch: list[tuple[str, Change | None]] = []
-        writes = read = 0
+        pbs: list = []
+        writes = size = read = 0
         for row in sources.rows(client, self.source, query.limit(page_size)):
             read += 1
             change = _transform(self.run, self.fn, row)
-            count = len(change.writes) if change else 0
-            if count > BATCH_LIMIT - 1:
-                raise DocumentFailed(f"migration {self.run.revision.version}: {row.path} needs {count} writes; one "
-                                     f"document's writes must fit in one atomic batch ({BATCH_LIMIT - 1}). Split "
-                                     "the work into two migrations.")
-            if batch and writes + count > BATCH_LIMIT - 1:
-                if self.run.cancelled.is_set() or not self._flush(batch, done=False):
+            written = [commit.write_pb(client, w) for w in change.writes] if change else []
+            count, nbytes = len(written), sum(pb.ByteSize() for pb in written)
+            if count > BATCH_LIMIT - 1 or nbytes > BATCH_BYTES:
+                raise DocumentFailed(
+                    f"migration {self.run.revision.version}: {row.path} needs {count} writes of {nbytes:,} bytes; "
+                    f"one document's writes must fit in one atomic commit ({BATCH_LIMIT - 1} writes, "
+                    f"{BATCH_BYTES:,} bytes). Nothing of its batch was written; earlier batches are committed. Write "
+                    "fewer or smaller documents per document, or split the work into two migrations.")
+            if batch and (writes + count > BATCH_LIMIT - 1 or size + nbytes > BATCH_BYTES):
+                if self.run.cancelled.is_set() or not self._flush(batch, pbs, done=False):
                     return
-                batch, writes = [], 0
+                batch, pbs, writes, size = [], [], 0, 0
             batch.append((row.path, change))
-            writes += count
-        self._flush(batch, done=read < page_size)
+            pbs += written
+            writes, size = writes + count, size + nbytes
+        self._flush(batch, pbs, done=read < page_size)
 
-    def _flush(self, batch: list[tuple[str, Change | None]], done: bool) -> bool:
-        """Commit `batch` with the checkpoint after it. False if it did not land (re-read from the checkpoint)."""
+    def _flush(self, batch: list[tuple[str, Change | None]], pbs: list, done: bool) -> bool:
+        """Commit `batch` (its writes: `pbs`) with the checkpoint after it. False if it did not land (re-read from
+        the checkpoint)."""
         if self.run.lock is not None:
             # Before every commit, not every page: a page holds up to 10 batches, which a runner whose lease
             # was taken over must not commit. (The checkpoint's compare-and-swap keeps even those exactly-once,
@@ -205,7 +304,7 @@ class _RangeWorker:
             self.run.lock.check()
         following = _advance(self.checkpoint, batch, done, self.ref.id)
         try:
-            self.checkpoint = _commit(self.run, self.ref, self.checkpoint, following, batch)
+            self.checkpoint = _commit(self.run, self.ref, self.checkpoint, following, pbs)
         except _UNCERTAIN:
             latest = Checkpoint.read_from(self.ref)
             if latest.token != following.token:  # a sibling task won this range, or a document changed
@@ -248,9 +347,9 @@ def _advance(checkpoint: Checkpoint, batch, done: bool, range_id: str) -> Checkp
                    token=f"{range_id}:{uuid.uuid4().hex}")
 
 
-def _commit(run: Run, ref, current: Checkpoint, following: Checkpoint, batch) -> Checkpoint:
+def _commit(run: Run, ref, current: Checkpoint, following: Checkpoint, writes: list) -> Checkpoint:
     client = run.client
-    pbs = [commit.write_pb(client, w) for _, change in batch if change for w in change.writes]
+    pbs = list(writes)
     fields = {"last": following.last, "done": following.done, "read": following.read, "updated": following.updated,
               "deleted": following.deleted, "created": following.created, "token": following.token,
               "attempt": run.attempt, "direction": run.direction, "owner": run.settings.owner,
@@ -263,12 +362,16 @@ def _commit(run: Run, ref, current: Checkpoint, following: Checkpoint, batch) ->
 
 # -- dry runs --------------------------------------------------------------------------------------------------
 
-def _run_dry(run: Run, step: StepReport, source: Source, fn: Callable, bounds, total: int, label: str) -> None:
+def _run_dry(run: Run, step: StepReport, source: Source, fn: Callable, bounds, progress: list[Checkpoint],
+             total: int, label: str) -> None:
     seen: set[str] = set()
     lock = threading.Lock()
+    step.done_before = sum(c.read for c in progress)
 
-    def one_range(start, end):
-        for page in sources.pages(run.reader, source, start=start, end=end, after=None,
+    def one_range(start, end, checkpoint: Checkpoint):
+        if checkpoint.done:
+            return
+        for page in sources.pages(run.reader, source, start=start, end=end, after=checkpoint.last,
                                   page_size=run.settings.page_size):
             if run.cancelled.is_set():
                 return
@@ -278,14 +381,23 @@ def _run_dry(run: Run, step: StepReport, source: Source, fn: Callable, bounds, t
                 _dry_document(run, step, source, fn, row.path, row.data, lock)
             bar.advance(len(page))
 
-    with Progress(label + " (dry run)", total, enabled=run.settings.progress) as bar, \
+    with Progress(label + " (dry run)", max(0, total - step.done_before), enabled=run.settings.progress) as bar, \
             _workers(run, min(run.settings.workers, len(bounds))) as pool:
-        for future in [pool.submit(one_range, start, end) for start, end in bounds]:
+        for future in [pool.submit(one_range, start, end, c) for (start, end), c in zip(bounds, progress, strict=True)]:
             future.result()
     # Documents an earlier migration of this dry run created (or changed so that they now match the filter).
     for path, _ in list(run.overlay.documents(source)) if run.overlay else []:
-        if path not in seen:
+        if path not in seen and not _migrated_before(path, bounds, progress):
             _dry_document(run, step, source, fn, path, None, lock)
+
+
+def _migrated_before(path: str, bounds, progress: list[Checkpoint]) -> bool:
+    """Is `path` in the part of its range that the interrupted run being resumed already migrated?"""
+    key = path.split("/")
+    for (start, end), checkpoint in zip(bounds, progress, strict=True):
+        if (start is None or key >= start.split("/")) and (end is None or key < end.split("/")):
+            return checkpoint.done or (checkpoint.last is not None and key <= checkpoint.last.split("/"))
+    return False
 
 
 def _dry_document(run: Run, step: StepReport, source: Source, fn: Callable, path: str, data: dict | None,

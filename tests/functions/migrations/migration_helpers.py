@@ -97,9 +97,10 @@ def dump(client) -> dict[str, tuple[dict, object]]:
     return found
 
 
-def cli(*args: str, env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
-    """`python -m gcfkit.migrations ...` run from functions/, as the Cloud Run job runs it."""
-    environ = {**os.environ, "GCFKIT_MIGRATION_PROGRESS": "0", **(env or {})}
+def cli(*args: str, env: dict[str, str | None] | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
+    """`python -m gcfkit.migrations ...` run from functions/, as the Cloud Run job runs it (env: None unsets)."""
+    merged = {**os.environ, "GCFKIT_MIGRATION_PROGRESS": "0", **(env or {})}
+    environ = {key: value for key, value in merged.items() if value is not None}
     return subprocess.run([sys.executable, "-m", "gcfkit.migrations", *args], cwd=FUNCTIONS_DIR, env=environ,
                           capture_output=True, text=True, timeout=timeout)
 

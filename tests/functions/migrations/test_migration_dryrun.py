@@ -103,3 +103,44 @@ def test_plan_of_a_subcollection_move_sees_the_children_it_would_create(firestor
     sample = plan.migrations[2].steps[0]["samples"][0]
     assert sample["children"][0] == f"set {sample['path']}/attempts/0000"
     assert not list(firestore.collection_group("attempts").stream()), "only planned"
+
+
+def test_past_the_planned_writes_limit_validation_is_not_checked_rather_than_failed(firestore, revisions,
+                                                                                   monkeypatch):
+    import io
+
+    from gcfkit.migrations import command, dryrun
+
+    monkeypatch.setattr(dryrun, "OVERLAY_LIMIT", 5)  # 200,000 in real plans
+    put(firestore, "items", 3)
+    put(firestore, "others", 10)
+    revisions.add("0001", "bump", BUMP)
+    revisions.add("0002", "bump_others", BUMP.replace('"items"', '"others"'))
+    before = dump(firestore)
+    plan = engine(firestore, revisions).plan()
+    assert plan.ok, plan.problems  # the 5 unrecorded bumps of others would otherwise "fail" validation
+    first, second = plan.migrations
+    assert first.validation_checked and first.validation == [], "within the limit: validated as usual"
+    assert not second.validation_checked and second.validation == []
+    assert second.steps[0]["updated"] == 10, "counts and samples do not depend on the limit"
+    assert plan.notes == ["the dry run planned more than 5 writes (dryrun.OVERLAY_LIMIT) and stopped recording them, "
+                          "so the validation of 0002 was not checked (it is not a failure: `up` validates after "
+                          "applying, and reverts on failure). To check it before applying, plan and apply fewer "
+                          "migrations at a time (--to) or raise the limit on a machine with the memory for it."]
+    rendered = io.StringIO()
+    command.render_plan(plan, rendered)
+    assert "validation: NOT CHECKED (too many planned writes to hold; see the note below)" in rendered.getvalue()
+    assert dump(firestore) == before
+
+
+def test_past_the_limit_a_validation_checked_before_it_still_fails_the_plan(firestore, revisions, monkeypatch):
+    from gcfkit.migrations import dryrun
+
+    monkeypatch.setattr(dryrun, "OVERLAY_LIMIT", 5)
+    put(firestore, "items", 3, data=lambda i: {"n": 5})
+    put(firestore, "others", 10)
+    revisions.add("0001", "bump", BUMP)
+    revisions.add("0002", "bump_others", BUMP.replace('"items"', '"others"'))
+    plan = engine(firestore, revisions).plan()
+    assert plan.problems == ["migration 0001 bump: validation would fail after up: 3 of 3 documents of items fail "
+                             "'every item was bumped once' (e.g. items/d00000, items/d00001, items/d00002)"]

@@ -82,11 +82,11 @@ def test_checksum_drift_stops_up_and_plan_until_restamped(firestore, revisions):
     engine(firestore, revisions).up()
     path.write_text(path.read_text() + "\n# an edit after it was applied\n")
     changed = engine(firestore, revisions)
-    with pytest.raises(ChecksumDrift, match=r"0001_bump.py changed after it was applied .*stamp 0001"):
+    with pytest.raises(ChecksumDrift, match=r"0001_bump.py changed after it was applied .*restamp 0001"):
         changed.up()
     assert any("changed after it was applied" in p for p in changed.plan().problems)
     assert changed.status()[0][0].drift
-    changed.stamp("0001")
+    changed.restamp("0001")
     assert changed.plan().ok and changed.up() == []
 
 
@@ -131,7 +131,7 @@ def test_irreversible_migration_needs_an_explicit_flag_to_go_down(firestore, rev
     with pytest.raises(IrreversibleMigration, match=r"0001 drop legacy.*--allow-irreversible"):
         runner.down("0000")
     runner.down("0000", allow_irreversible=True)
-    assert firestore.document("_migrations/0001").get().get("status") == "reverted"
+    assert firestore.document("_migrations/0001").get().get("status") == "forgotten", "not pending: data unchanged"
     assert firestore.document("items/d00000").get().to_dict() == {}, "nothing could restore the data"
 
 
@@ -230,7 +230,8 @@ def test_ranges_split_without_partition_queries_cover_every_document_once(firest
     revisions.add("0001", "bump", BUMP)
     runner = engine(firestore, revisions, min_range_docs=100, workers=3, page_size=150)
     runner.up()
-    step = firestore.collection("_migrations/0001/steps").document("001-up-001").get().to_dict()
+    (step,) = [s.to_dict() for s in firestore.collection("_migrations/0001/steps").stream()]
+    assert step["number"] == 1 and step["description"] == "n += 1 (items)" and step["fingerprint"]
     assert len(step["splits"]) >= 3 and "interpolated between the first and last id" in step["split"]
     assert "partition queries are unimplemented (emulator)" in step["split"]
     assert sorted(set(n_values(firestore))) == [1] and len(n_values(firestore)) == 1800

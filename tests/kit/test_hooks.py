@@ -124,7 +124,7 @@ def test_an_irreversible_migration_needs_approval(kit_env, monkeypatch):
     kit_env.items(2)
     kit_env.revision("0001", "bump", BUMP, irreversible=True)
     with pytest.raises(StageFailed, match=r"0001 bump is irreversible and needs explicit approval: "
-                                          r"APPROVE_IRREVERSIBLE=0001 \(make"):
+                                          r"`GCF_KIT_APPROVE_IRREVERSIBLE=0001 make deploy ENV=staging`"):
         run_hook(kit_env.cloud)
     monkeypatch.setenv(migrate.IRREVERSIBLE_VARIABLE, "0001")
     assert "1 migration(s) pending in staging" in run_hook(kit_env.cloud)
@@ -220,7 +220,10 @@ def test_python_m_kit_migrate_plan_and_apply_an_environment_file(kit_env, tmp_pa
     assert "0001     applied" in status.stdout
     checked = kit("validate", "local")
     assert checked.returncode == 0 and "0001: ok" in checked.stdout
-    assert kit("stamp", "local", "0000").returncode == 0
+    refused = kit("stamp", "local", "0000")  # 0001 is applied: stamping below it must say so, not forget it
+    assert refused.returncode == 1 and "--mark-later-pending" in refused.stderr
+    assert "0001     applied" in kit("status", "local").stdout
+    assert kit("stamp", "local", "0000", "--mark-later-pending").returncode == 0
     assert "0001     reverted" in kit("status", "local").stdout
     assert kit("down", "local", "--to", "first").returncode == 2
     missing = kit("plan", "nowhere")

@@ -97,9 +97,11 @@ class MigrationLock:
     def _beat(self, transaction, snapshot) -> None:
         lock = snapshot.to_dict() if snapshot.exists else {}
         if lock.get("group") != self.group or self.owner not in lock.get("holders", []):
-            raise LockLost(f"{self.owner}: the migration lock was taken over by {lock.get('holders') or 'nobody'} "
-                           "(this runner was silent longer than its lease); stopped before writing again. "
-                           "Nothing is lost: the other runner resumes from the checkpoints.")
+            holders = ", ".join(lock.get("holders") or [])
+            raise LockLost(f"{self.owner}: the migration lock was taken over "
+                           f"{f'by {holders}' if holders else 'and released by another runner'} (this runner was "
+                           "silent longer than its lease); stopped before writing again. Nothing is lost: the "
+                           "other runner resumes from the checkpoints.")
         transaction.update(self.ref, {"heartbeat_at": firestore.SERVER_TIMESTAMP})
 
     def release(self) -> None:

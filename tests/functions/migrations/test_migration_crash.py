@@ -10,6 +10,7 @@ import os
 import random
 import signal
 import socket
+import threading
 import time
 
 import pytest
@@ -98,20 +99,98 @@ def test_a_second_runner_fails_fast_naming_the_holder(firestore, revisions):
     assert counts(firestore) == {1: 1200}
 
 
-def test_an_expired_lease_is_taken_over_and_the_stalled_holder_stops(firestore):
-    stalled = MigrationLock(firestore, "host-a:101", "run-a", "up", lease_seconds=LEASE)
+class PausableLock(MigrationLock):
+    """A MigrationLock whose heartbeat can be paused mid-run, as in a process that is stopped in a debugger or
+    swapped out: the thread stays alive and beats again when resumed."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.running = threading.Event()
+        self.running.set()
+
+    def _transact(self, body) -> None:
+        if threading.current_thread() is self._thread:
+            self.running.wait()
+        super()._transact(body)
+
+
+def test_a_stalled_holder_whose_lease_was_taken_over_learns_it_from_its_own_heartbeat(firestore):
+    stalled = PausableLock(firestore, "host-a:101", "run-a", "up", lease_seconds=LEASE)
     stalled.acquire()
-    stalled._stop.set()  # freeze its heartbeat, as a process stopped in a debugger or swapped out would
-    stalled._thread.join()
+    stalled.running.clear()  # its next heartbeat waits
     other = MigrationLock(firestore, "host-b:202", "run-b", "up", lease_seconds=LEASE)
     with pytest.raises(LockHeld, match=r"locked by host-a:101 \(running `up`\)"):
         other.acquire()
     time.sleep(LEASE + 0.3)
     other.acquire()
     assert other.took_over is not None and other.took_over.startswith("took over the lock of host-a:101")
-    with pytest.raises(LockLost, match="another runner may have taken over; stopped before writing again"):
+
+    stalled.running.set()  # it wakes up: its heartbeat reads the lock and finds host-b:202 there
+    stalled._thread.join(timeout=10)
+    assert not stalled._thread.is_alive(), "the heartbeat stopped"
+    with pytest.raises(LockLost, match=r"host-a:101: the migration lock was taken over by host-b:202 \(this runner "
+                                       r"was silent longer than its lease\); stopped before writing again"):
         stalled.check()
+    stalled.release()
+    lock = firestore.document("_migrations/_lock").get().to_dict()
+    assert lock["holders"] == ["host-b:202"], "the stalled runner's release left the new holder's lock alone"
     other.release()
+    assert not firestore.document("_migrations/_lock").get().exists
+
+
+def test_a_holder_without_a_heartbeat_for_a_lease_stops_on_its_own(firestore):
+    silent = MigrationLock(firestore, "host-a:101", "run-a", "up", lease_seconds=LEASE)
+    silent.acquire()
+    silent._stop.set()  # no heartbeat at all (e.g. every beat failed): nothing tells it about a takeover
+    silent._thread.join()
+    time.sleep(LEASE + 0.3)
+    with pytest.raises(LockLost, match="no successful heartbeat for more than the 1s lease, so another runner may "
+                                       "have taken over; stopped before writing again"):
+        silent.check()
+
+
+def test_two_runners_racing_for_an_expired_lease_exactly_one_wins(firestore):
+    dead = MigrationLock(firestore, "host-a:101", "run-a", "up", lease_seconds=LEASE)
+    dead.acquire()
+    dead._stop.set()
+    dead._thread.join()
+    time.sleep(LEASE + 0.3)
+    both_saw_it_expired = threading.Barrier(2)
+
+    class Racing(MigrationLock):
+        def _acquire(self, change, snapshot) -> None:
+            if not getattr(self, "raced", False):
+                self.raced = True
+                both_saw_it_expired.wait(timeout=10)  # neither writes before both decided to take over
+            super()._acquire(change, snapshot)
+
+    runners = [Racing(firestore, f"host-{n}:30{n}", f"run-{n}", "up", lease_seconds=10) for n in (1, 2)]
+    won, refused, errors = [], [], []
+
+    def race(runner: MigrationLock) -> None:
+        try:
+            runner.acquire()
+            won.append(runner)
+        except LockHeld as exc:
+            refused.append((runner, str(exc)))
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=race, args=(runner,)) for runner in runners]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    try:
+        assert not errors, errors
+        assert len(won) == 1 and len(refused) == 1, "exactly one takes the expired lease over"
+        (winner,), ((loser, message),) = won, refused
+        assert loser is not winner and winner.took_over.startswith("took over the lock of host-a:101")
+        assert message.startswith(f"migrations are locked by {winner.owner} (running `up`)")
+        assert firestore.document("_migrations/_lock").get().get("holders") == [winner.owner]
+    finally:
+        for runner in won:
+            runner.release()
     assert not firestore.document("_migrations/_lock").get().exists
 
 

@@ -30,8 +30,8 @@ from gcfkit.migrations.dryrun import Overlay
 from gcfkit.migrations.revisions import Revision
 
 BATCH_LIMIT = 500  # Firestore's maximum writes per commit; one of them is the range checkpoint
-# Bytes of document writes per commit. Firestore takes requests up to 10 MiB, but gRPC channels (the emulator's,
-# and clients with default options) refuse messages over 4 MiB; the checkpoint and the envelope fit in the rest.
+# Bytes of document writes per commit. Cloud Firestore takes requests up to 10 MiB, but the emulator (a gRPC
+# server with default options) refuses messages over 4 MiB; the checkpoint and the envelope fit in the rest.
 BATCH_BYTES = 3_500_000
 
 

@@ -177,7 +177,8 @@ class Function(_Model):
     ingress: Ingress = Ingress.internal
     public: bool = False
     invokers: tuple[Annotated[str, Field(pattern=MEMBER)], ...] = ()
-    # Strict: YAML turns unquoted 1.10 into 1.1 and 0012 into 10, so only quoted text is accepted.
+    # Strict: YAML turns unquoted 1.10 into 1.1 and 0012 into 10; only text is accepted (a number written
+    # exactly as YAML reads it back, like 100, is made text by the loader: _exact_numbers_as_text).
     env: dict[Annotated[str, Field(pattern=ENV_VAR_NAME)], Annotated[str, Field(strict=True)]] = Field(
         default_factory=dict)
     secrets: dict[Annotated[str, Field(pattern=ENV_VAR_NAME)], SecretRef] = Field(default_factory=dict)
@@ -414,7 +415,7 @@ def load_environment(name: str, directory: Path = ENVIRONMENTS_DIR) -> Environme
                                  f"file name ({name}); remove this key"])
     where = _lines(node)
     try:
-        env = Environment.model_validate({"name": name, **data})
+        env = Environment.model_validate({"name": name, **_exact_numbers_as_text(data, where)})
     except ValidationError as exc:
         raise ConfigError(path, [_describe(err, where) for err in exc.errors()]) from None
     if problems := _local_port_problems(env, where):
@@ -482,6 +483,26 @@ def _display(path: Path) -> str:
         return str(path.resolve().relative_to(Path.cwd()))
     except ValueError:
         return str(path)
+
+
+def _exact_numbers_as_text(data: dict, where: _Where) -> dict:
+    """Environment variable values are text. An unquoted number YAML reads back exactly as written
+    (`MAX_ITEMS: 100`) is that text; one it would change (`1.10`, `0012`, `1_000`) stays a number, which
+    validation rejects with a "quote it" message."""
+    functions = data.get("functions")
+    if not isinstance(functions, dict):
+        return data
+    changed = {}
+    for function, spec in functions.items():
+        env = spec.get("env") if isinstance(spec, dict) else None
+        if not isinstance(env, dict):
+            continue
+        exact = {key: str(value) for key, value in env.items()
+                 if isinstance(value, int | float) and not isinstance(value, bool)
+                 and where.texts.get(("functions", str(function), "env", str(key))) == str(value)}
+        if exact:
+            changed[function] = {**spec, "env": {**env, **exact}}
+    return {**data, "functions": {**functions, **changed}} if changed else data
 
 
 def _lines(node: yaml.Node | None) -> _Where:

@@ -216,16 +216,19 @@ def test_migration_job_cpu_and_memory_follow_the_same_rules(tmp_path, job, expec
     assert expected in problems(tmp_path, VALID + f"migration_job: {job}\n")
 
 
-def test_env_values_must_be_quoted_text_not_yaml_numbers(tmp_path):
+def test_env_values_are_text_and_a_number_yaml_would_change_must_be_quoted(tmp_path):
     message = problems(tmp_path, VALID + "    env:\n      VERSION: 1.10\n      ACCOUNT: 0012345\n"
-                                         "      DEBUG: true\n      NAME: ok\n")
+                                         "      DEBUG: true\n      NAME: ok\n      MAX_ITEMS: 100\n      RATIO: 0.5\n"
+                                         "      BIG: 1_000\n")
     assert 'test.yaml:10: functions.api.env.VERSION: 1.10 is read by YAML as the float 1.1, not as text; ' \
            'allowed: text: quote it (VERSION: "1.10")' in message
     assert 'test.yaml:11: functions.api.env.ACCOUNT: 0012345 is read by YAML as the int 5349' in message
     assert 'test.yaml:12: functions.api.env.DEBUG: true is read by YAML as the bool True' in message
-    assert len(message.splitlines()) == 3
-    env = load_environment("test", write(tmp_path, VALID + "    env: {VERSION: '1.10', ACCOUNT: '0012345'}\n"))
-    assert env.functions["api"].env == {"VERSION": "1.10", "ACCOUNT": "0012345"}
+    assert 'test.yaml:16: functions.api.env.BIG: 1_000 is read by YAML as the int 1000' in message
+    assert len(message.splitlines()) == 4, "100 and 0.5 read back exactly as written: they are that text"
+    env = load_environment("test", write(tmp_path, VALID + "    env: {VERSION: '1.10', ACCOUNT: '0012345', "
+                                                           "MAX_ITEMS: 100, RATIO: 0.5}\n"))
+    assert env.functions["api"].env == {"VERSION": "1.10", "ACCOUNT": "0012345", "MAX_ITEMS": "100", "RATIO": "0.5"}
 
 
 @pytest.mark.parametrize(("mistake", "expected"), [

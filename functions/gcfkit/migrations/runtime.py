@@ -126,7 +126,7 @@ class StepReport:
 
     number: int  # its position in this run
     description: str
-    fingerprint: str = ""  # what it does (utility, source, filters, function): its identity across runs
+    fingerprint: str = ""  # what it does (utility, source, filter fields, function): its identity across runs
     key: str = ""  # fingerprint hash + occurrence: names its split points and checkpoints
     split: str = ""
     ranges: int = 1

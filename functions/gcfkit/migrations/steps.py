@@ -9,11 +9,13 @@ other's ranges) cannot both commit the same batch; the loser re-reads the checkp
 document write carries its own last-update-time precondition, so a document the application changed
 after it was read is re-read and re-transformed instead of overwritten.
 
-A step is identified by its fingerprint (utility and description, source, filters, function name) and how
-many steps with that fingerprint came before it in the run, not by its position: a resumed run whose up
-skips a step (a read-only branch) still finds each step's own split points and checkpoints. A resumed run
-that reaches a step its attempt never recorded while a recorded one is unfinished stops (the steps changed),
-rather than start a step over.
+A step is identified by its fingerprint (utility and description, source, filter fields and operators,
+function name) and how many steps with that fingerprint came before it in the run, not by its position: a
+resumed run whose up skips a step (a read-only branch) still finds each step's own split points and
+checkpoints. Filter values are not part of it: one computed at run time (a DocumentReference, a
+datetime.now() cutoff) differs in every process. A resumed run that reaches a step its attempt never
+recorded stops (the steps changed) rather than start a step over, while a recorded step it has not reached
+is unfinished, or finished on the same source (collection or group, filter fields): a renamed step.
 
 Batched commits, not BulkWriter: BulkWriter writes each document on its own, so no checkpoint can be
 atomic with the writes it describes. The 500/50/5 ramp-up BulkWriter applies is applied here (RampUp).
@@ -25,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import json
 import random
+import re
 import threading
 import time
 import uuid
@@ -92,7 +95,7 @@ def run_step(run: Run, source: Source, fn: Callable, description: str) -> StepRe
     else:
         # A plan of a migration that stopped part-way dry-runs what `up` would resume: the recorded ranges,
         # after their checkpoints. Anything else is split afresh.
-        recorded = _recorded_step(run, run.reader, step) if run.attempt else None
+        recorded = _recorded_step(run, run.reader, step, source) if run.attempt else None
         if recorded is None:
             points, step.split = sources.split_points(run.reader, source, _pieces(run, total), total)
             bounds = _bounds(points)
@@ -110,9 +113,35 @@ def run_step(run: Run, source: Source, fn: Callable, description: str) -> StepRe
 
 
 def _fingerprint(source: Source, fn: Callable, description: str) -> str:
+    # Filter *values* are left out: a value computed at run time (a DocumentReference, whose repr holds a memory
+    # address; a datetime.now() cutoff) differs in every process, and a resumed run or a sibling task must find
+    # the same step. The field and operator identify the filter.
     function = getattr(fn, "__qualname__", None) or type(fn).__qualname__
-    return json.dumps([description, source.collection, source.group, [[f, op, repr(v)] for f, op, v in source.where],
+    return json.dumps([description, source.collection, source.group, [[f, op] for f, op, _ in source.where],
                        function])
+
+
+def _source_key(source: Source) -> list:
+    """What a step reads, without filter values: collection, group, filter fields and operators."""
+    return [source.collection, source.group, [[f, op] for f, op, _ in source.where]]
+
+
+def _without_values(description: str, source: Source) -> re.Pattern:
+    """Matches a step description (`{description} ({source.describe()})`) whatever its filter values are."""
+    return re.compile(re.escape(f"{description} (") + _source_pattern(source) + re.escape(")"), re.DOTALL)
+
+
+def _source_pattern(source: Source) -> str:
+    """A regex of `source.describe()` whatever its filter values are."""
+    text = f"collection group {source.collection}" if source.group else source.collection
+    return re.escape(text) + "".join(re.escape(f" where {f} {op} ") + ".*?" for f, op, _ in source.where)
+
+
+def _same_source(found: dict, source: Source) -> bool:
+    """Did the recorded step `found` read what `source` reads (filter values aside)?"""
+    if "source_key" in found:
+        return found["source_key"] == json.dumps(_source_key(source))
+    return re.fullmatch(_source_pattern(source), found.get("source") or "", re.DOTALL) is not None
 
 
 def _bounds(splits: list[str]) -> list[tuple[str | None, str | None]]:
@@ -139,21 +168,22 @@ def _record_step(run: Run, step: StepReport, source: Source, total: int) -> _Rec
 
     The first runner to reach a step records its split points; every later runner (a resumed run, the other
     tasks of a job) uses those, so range i always means the same ids and its checkpoint stays valid."""
-    recorded = _recorded_step(run, run.client, step)
+    recorded = _recorded_step(run, run.client, step, source)
     if recorded is not None:
         return recorded
-    _refuse_skipping_unfinished(run, step)
+    _refuse_skipping_unfinished(run, step, source)
     points, how = sources.split_points(run.client, source, _pieces(run, total), total)
     ref = _steps_ref(run, run.client).document(f"{run.step_prefix}-{step.key}")
     with contextlib.suppress(gexc.AlreadyExists):  # a sibling task recorded it first: use theirs
         ref.create({"description": step.description, "fingerprint": step.fingerprint, "number": step.number,
-                    "splits": points, "split": how, "source": source.describe()})
-    recorded = _recorded_step(run, run.client, step)
+                    "splits": points, "split": how, "source": source.describe(),
+                    "source_key": json.dumps(_source_key(source))})
+    recorded = _recorded_step(run, run.client, step, source)
     assert recorded is not None
     return recorded
 
 
-def _recorded_step(run: Run, client, step: StepReport) -> _Recorded | None:
+def _recorded_step(run: Run, client, step: StepReport, source: Source) -> _Recorded | None:
     steps = _steps_ref(run, client)
     snapshot = steps.document(f"{run.step_prefix}-{step.key}").get()
     if snapshot.exists:
@@ -168,7 +198,9 @@ def _recorded_step(run: Run, client, step: StepReport) -> _Recorded | None:
         if not snapshot.exists:
             return None
         found = snapshot.to_dict()
-        if found.get("description") != step.description:
+        # Filter values are not compared: one computed at run time differs in every process (see _fingerprint).
+        base = step.description.removesuffix(f" ({source.describe()})")
+        if not _without_values(base, source).fullmatch(found.get("description") or ""):
             raise MigrationError(
                 f"migration {run.revision.version}: attempt {run.attempt} was started by an earlier version of the "
                 f"engine, which identified steps by position: its step {step.number} was {found.get('description')!r}"
@@ -178,9 +210,12 @@ def _recorded_step(run: Run, client, step: StepReport) -> _Recorded | None:
     return _Recorded(list(found["splits"]), found["split"], snapshot.id)
 
 
-def _refuse_skipping_unfinished(run: Run, step: StepReport) -> None:
-    """A step this attempt never recorded may start only once every unfinished recorded step has been reached:
-    otherwise the steps of up changed since the run this one resumes, and a changed step would start over."""
+def _refuse_skipping_unfinished(run: Run, step: StepReport, source: Source) -> None:
+    """A step this attempt never recorded may start only once every unfinished recorded step has been reached
+    (otherwise the steps of up changed since the run this one resumes, and a changed step would start over), and
+    only if no finished recorded step this run has not reached read the same documents (otherwise that step was
+    renamed: a new description or function name gives it a new identity, and it would run over them again)."""
+    renamed = []
     for snapshot in _steps_ref(run, run.client).stream():
         if not snapshot.id.startswith(f"{run.step_prefix}-") or snapshot.id in run.claimed:
             continue
@@ -188,14 +223,27 @@ def _refuse_skipping_unfinished(run: Run, step: StepReport) -> None:
         checkpoints = _migration_ref(run).collection("checkpoints")
         if all(Checkpoint.read_from(checkpoints.document(f"{snapshot.id}-{i:04d}")).done
                for i in range(len(found.get("splits", [])) + 1)):
-            continue  # finished: a branch that skips it now is harmless
+            if _same_source(found, source):
+                renamed.append(found.get("description"))
+            continue  # finished on other documents: a branch that skips it now is harmless
         raise MigrationError(
             f"migration {run.revision.version}: step {step.number} of this run ({step.description}) is not a step "
             f"attempt {run.attempt} recorded, while its step {found.get('description')!r} stopped part-way and this "
             "run has not reached it. The steps of this migration changed since the run it resumes (its file, or the "
             "data its up branches on), so continuing could migrate documents twice; nothing of this step was written. "
-            "Restore what changed so up calls the same utilities (same descriptions, collections and function names) "
-            "in the same order, then apply again.")
+            "Restore what changed so up calls the same utilities (same descriptions, collections, filter fields and "
+            "function names) in the same order, then apply again.")
+    if renamed:
+        raise MigrationError(
+            f"migration {run.revision.version}: step {step.number} of this run ({step.description}) is not a step "
+            f"attempt {run.attempt} recorded, but that attempt already finished a step on the same documents that "
+            f"this run has not reached: {', '.join(repr(d) for d in renamed)}. A step is identified by its "
+            "description, collection, filter fields and function name, so if that step was renamed (an edited "
+            "description or function name), running it again would migrate every document a second time; nothing "
+            "of this step was written. If it is the same step, restore its description and function name as they "
+            "were when it ran (accept the restored file with restamp if its checksum changed), then apply again. If "
+            "it is new work on those documents, put it in a new migration; or revert this one (`down`) and apply "
+            "it again, which starts a new attempt that runs every step.")
 
 
 def _steps_ref(run: Run, client):

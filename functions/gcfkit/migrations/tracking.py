@@ -108,7 +108,8 @@ def drift(revision: Revision, record: Record | None) -> str | None:
     return (f"{revision.path.name} changed {state} ({record.status} up, {change}): documents before its checkpoints "
             f"were migrated by the old file. Restore the file and apply again (it resumes from its checkpoints); "
             f"or, if the change is meant for the documents not migrated yet, accept it with {accept}, then apply "
-            "again")
+            "again. Keep each utility call's description, collection, filter fields and function name as they were: "
+            "the resumed run finds its steps by them, and refuses a step it does not recognise")
 
 
 def forgotten_problem(revision_label: str, version: str) -> str:

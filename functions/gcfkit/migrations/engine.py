@@ -25,6 +25,7 @@ from gcfkit.migrations.errors import (
     PlanMismatch,
     ValidationFailed,
     down_remedy,
+    remedy,
     restamp_remedy,
 )
 from gcfkit.migrations.lock import MigrationLock, read_lock
@@ -295,7 +296,8 @@ class Engine:
 
     def down(self, to: str, allow_irreversible: bool = False, allow_partial: bool = False) -> list[Record]:
         """Revert applied migrations above `to`, newest first. One that stopped part-way in up is refused unless
-        `allow_partial`: its down would also run on every document up never reached."""
+        `allow_partial`: its down would also run on every document up never reached. One without a down() is refused
+        even then: it would be recorded forgotten (restamp: applied) although up never reached every document."""
         with self._locked("down") as lock:
             records = read_records(self.client)
             targets = [r for r in reversed(self.revisions) if int(r.version) > int(to)
@@ -311,6 +313,18 @@ class Engine:
                        and (text := drift(r, records[r.version]))]
             if drifted:
                 raise ChecksumDrift("\n".join(drifted))
+            # Without a down() nothing would be reverted: the record would say forgotten (restamp: applied) while
+            # its up never reached every document. Going past it needs it finished, or its data accepted by stamp.
+            unfinished = [r for r in targets if r.down is None and records[r.version].is_partly_applied]
+            if unfinished:
+                raise MigrationError("\n".join(
+                    f"migration {r.label} stopped part-way in up ({records[r.version].error or 'interrupted'}) and has "
+                    "no down(), so `down` cannot revert it, and recording it forgotten would hide that its up never "
+                    "reached every document (a later restamp would record it applied). Nothing was reverted. Resume "
+                    "it first: fix the cause and apply again (`up` continues from its checkpoints), then run this "
+                    "down again. If you accept its data as it is now, record it applied explicitly with "
+                    f"{remedy(f'migrate-stamp ENV=<env> VERSION={r.version}', f'stamp {r.version}')}, then run this "
+                    "down again." for r in unfinished))
             partial = [r for r in targets if records[r.version].is_partly_applied]
             if partial and not allow_partial:
                 raise MigrationError("\n".join(

@@ -183,3 +183,47 @@ def test_an_attempt_of_the_position_keyed_engine_whose_step_differs_is_refused(f
                                              r"identified steps by position: its step 1 was 'n \+= 1 \(items\)'"):
         engine(firestore, revisions).up()
     assert n_values(firestore) == [0] * 14 + [1] * 16
+
+
+IRREVERSIBLE_WITHOUT_DOWN = '''
+irreversible = True
+
+
+def bump(doc):
+    if doc.data.get("broken"):
+        raise KeyError("price")
+    doc.data["n"] += 1
+
+
+def up(op):
+    op.transform("items", bump, description="n += 1")
+
+
+def validate(op):
+    op.expect("items", lambda doc: doc.data["n"] == 1, "bumped once")
+'''
+
+
+def test_down_refuses_to_go_past_a_part_way_migration_without_down_even_with_allow_partial(firestore, revisions):
+    put(firestore, "items", 30)
+    firestore.document(BROKEN).set({"n": 0, "broken": True})
+    revisions.add("0001", "bump", IRREVERSIBLE_WITHOUT_DOWN)
+    with pytest.raises(MigrationError, match=f"the transform failed on document {BROKEN}"):
+        engine(firestore, revisions, page_size=8).up(approved_irreversible=frozenset({"0001"}))
+    firestore.document(BROKEN).update({"broken": False})
+    runner = engine(firestore, revisions, page_size=8)
+    with pytest.raises(MigrationError, match=r"migration 0001 bump stopped part-way in up \(.*\) and has no down\(\), "
+                                             r"so `down` cannot revert it") as refused:
+        runner.down("0000", allow_irreversible=True, allow_partial=True)
+    assert "Resume it first" in str(refused.value) and "migrate-stamp ENV=<env> VERSION=0001" in str(refused.value)
+    record = firestore.document("_migrations/0001").get().to_dict()
+    assert (record["status"], record["direction"]) == ("failed", "up"), "not recorded forgotten"
+    runner.restamp("0001")  # what the old engine turned into `applied` after the forgotten record
+    assert firestore.document("_migrations/0001").get().get("status") == "failed"
+
+    # Resuming it is what the message says first: it finishes every document, once.
+    (record,) = engine(firestore, revisions, page_size=8).up(approved_irreversible=frozenset({"0001"}))
+    assert record.status == "applied"
+    assert n_values(firestore) == [1] * 30
+    (gone,) = engine(firestore, revisions, page_size=8).down("0000", allow_irreversible=True)
+    assert gone.status == "forgotten"

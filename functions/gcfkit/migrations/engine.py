@@ -174,7 +174,7 @@ class Engine:
         if lock and lock["silent_seconds"] <= float(lock.get("lease_seconds", 60)):
             plan.problems.append(f"a migration runner holds the lock right now ({', '.join(lock.get('holders', []))}"
                                  f", `{lock.get('command')}`); plan again when it has finished")
-        overlay = Overlay()
+        overlay = Overlay(self.settings.overlay_limit)
         for revision in self.pending(records, to):
             record = records.get(revision.version)
             resumes = record is not None and record.direction == "up" and record.status in (APPLYING, FAILED)
@@ -196,6 +196,15 @@ class Engine:
             entry.steps = [s.as_dict() for s in run.steps]
             if entry.error is None and overlay.truncated:
                 entry.validation_checked = False  # it would see documents whose planned writes were not recorded
+                if revision.irreversible or not self.settings.revert_on_failure:
+                    why = ("it is irreversible" if revision.irreversible
+                           else "reverting on failure is off (`up --no-revert`)")
+                    plan.problems.append(
+                        f"migration {revision.label}: its validation was NOT CHECKED ({_overflow(overlay)}), and `up` "
+                        f"would not revert it if validation failed after applying: {why}. Raise the limit with "
+                        f"GCFKIT_MIGRATION_OVERLAY_LIMIT (about 1 KB of memory per planned write; now "
+                        f"{overlay.limit:,}) on a machine with the memory for it, or plan and apply the migrations "
+                        f"before it first (--to), then plan again.")
             elif entry.error is None:
                 entry.validation = self._validate(revision, overlay)
                 if entry.validation:
@@ -209,9 +218,11 @@ class Engine:
         if overlay.truncated:
             unchecked = [m.version for m in plan.migrations if not m.validation_checked]
             plan.notes.append(f"{_overflow(overlay)}, so the validation of {', '.join(unchecked) or 'later migrations'}"
-                              " was not checked (it is not a failure: `up` validates after applying, and reverts on "
-                              "failure). To check it before applying, plan and apply fewer migrations at a time "
-                              "(--to) or raise the limit on a machine with the memory for it.")
+                              " was not checked (not a failure: `up` validates after applying and reverts a "
+                              "migration whose validation fails; one it would not revert, irreversible or with "
+                              "reverting on failure off, is a problem above). To check it before applying, plan and "
+                              "apply fewer migrations at a time (--to) or raise the limit (GCFKIT_MIGRATION_OVERLAY_"
+                              "LIMIT) on a machine with the memory for it.")
         return plan
 
     def validate(self) -> dict[str, list[str]]:
@@ -448,7 +459,8 @@ def _about(problem: str, version: str) -> bool:
 
 
 def _overflow(overlay: Overlay) -> str:
-    return f"the dry run planned more than {overlay.limit:,} writes (dryrun.OVERLAY_LIMIT) and stopped recording them"
+    return (f"the dry run planned more than {overlay.limit:,} writes (GCFKIT_MIGRATION_OVERLAY_LIMIT) and stopped "
+            "recording them")
 
 
 def _describe(exc: BaseException) -> str:

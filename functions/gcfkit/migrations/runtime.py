@@ -10,6 +10,7 @@
 | progress | GCFKIT_MIGRATION_PROGRESS | 1 (tqdm bars on stderr) |
 | task_index / task_count | CLOUD_RUN_TASK_INDEX / CLOUD_RUN_TASK_COUNT | 0 / 1 |
 | execution | CLOUD_RUN_EXECUTION | unset (a Cloud Run job execution shares one lock) |
+| overlay_limit | GCFKIT_MIGRATION_OVERLAY_LIMIT | dryrun.OVERLAY_LIMIT (200,000 planned writes a plan holds) |
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ class Settings:
     task_count: int = 1
     execution: str | None = None
     sample_diffs: int = 3
+    overlay_limit: int | None = None  # planned writes a plan holds; None: dryrun.OVERLAY_LIMIT
     instance: str = field(default_factory=lambda: uuid.uuid4().hex[:8])  # tells apart runs of one process
 
     @classmethod
@@ -80,7 +82,8 @@ class Settings:
             progress=boolean("GCFKIT_MIGRATION_PROGRESS", True),
             task_index=number("CLOUD_RUN_TASK_INDEX", 0),
             task_count=number("CLOUD_RUN_TASK_COUNT", 1),
-            execution=env.get("CLOUD_RUN_EXECUTION") or None)
+            execution=env.get("CLOUD_RUN_EXECUTION") or None,
+            overlay_limit=number("GCFKIT_MIGRATION_OVERLAY_LIMIT", None))
         settings = replace(settings, **overrides)
         if settings.task_count > 1 and not settings.execution:
             raise ValueError("CLOUD_RUN_TASK_COUNT > 1 needs CLOUD_RUN_EXECUTION (Cloud Run sets both): the tasks of "
@@ -88,6 +91,8 @@ class Settings:
         if not 0 <= settings.task_index < settings.task_count:
             raise ValueError(f"CLOUD_RUN_TASK_INDEX={settings.task_index} is outside 0..CLOUD_RUN_TASK_COUNT-1 "
                              f"({settings.task_count})")
+        if settings.overlay_limit is not None and settings.overlay_limit < 1:
+            raise ValueError("GCFKIT_MIGRATION_OVERLAY_LIMIT must be at least 1")
         if not 1 <= settings.page_size <= 10_000 or settings.workers < 1:
             raise ValueError("GCFKIT_MIGRATION_PAGE_SIZE must be 1..10000 and GCFKIT_MIGRATION_WORKERS >= 1")
         return settings

@@ -123,10 +123,12 @@ def test_past_the_planned_writes_limit_validation_is_not_checked_rather_than_fai
     assert first.validation_checked and first.validation == [], "within the limit: validated as usual"
     assert not second.validation_checked and second.validation == []
     assert second.steps[0]["updated"] == 10, "counts and samples do not depend on the limit"
-    assert plan.notes == ["the dry run planned more than 5 writes (dryrun.OVERLAY_LIMIT) and stopped recording them, "
-                          "so the validation of 0002 was not checked (it is not a failure: `up` validates after "
-                          "applying, and reverts on failure). To check it before applying, plan and apply fewer "
-                          "migrations at a time (--to) or raise the limit on a machine with the memory for it."]
+    assert plan.notes == ["the dry run planned more than 5 writes (GCFKIT_MIGRATION_OVERLAY_LIMIT) and stopped "
+                          "recording them, so the validation of 0002 was not checked (not a failure: `up` validates "
+                          "after applying and reverts a migration whose validation fails; one it would not revert, "
+                          "irreversible or with reverting on failure off, is a problem above). To check it before "
+                          "applying, plan and apply fewer migrations at a time (--to) or raise the limit "
+                          "(GCFKIT_MIGRATION_OVERLAY_LIMIT) on a machine with the memory for it."]
     rendered = io.StringIO()
     command.render_plan(plan, rendered)
     assert "validation: NOT CHECKED (too many planned writes to hold; see the note below)" in rendered.getvalue()
@@ -144,3 +146,41 @@ def test_past_the_limit_a_validation_checked_before_it_still_fails_the_plan(fire
     plan = engine(firestore, revisions).plan()
     assert plan.problems == ["migration 0001 bump: validation would fail after up: 3 of 3 documents of items fail "
                              "'every item was bumped once' (e.g. items/d00000, items/d00001, items/d00002)"]
+
+
+@pytest.mark.parametrize("irreversible", [True, False])
+def test_past_the_limit_an_unchecked_validation_up_would_not_revert_blocks_the_plan(firestore, revisions, monkeypatch,
+                                                                                   irreversible):
+    from gcfkit.migrations import dryrun
+
+    monkeypatch.setattr(dryrun, "OVERLAY_LIMIT", 5)
+    put(firestore, "items", 3)
+    put(firestore, "others", 10)
+    revisions.add("0001", "bump", BUMP)
+    revisions.add("0002", "bump_others", ("irreversible = True\n" if irreversible else "")
+                  + BUMP.replace('"items"', '"others"'))
+    runner = engine(firestore, revisions, revert_on_failure=irreversible)  # the other case: reverting is off
+    plan = runner.plan(approved_irreversible=frozenset({"0002"}))
+    why = "it is irreversible" if irreversible else "reverting on failure is off (`up --no-revert`)"
+    assert plan.problems == [
+        "migration 0002 bump others: its validation was NOT CHECKED (the dry run planned more than 5 writes "
+        "(GCFKIT_MIGRATION_OVERLAY_LIMIT) and stopped recording them), and `up` would not revert it if validation "
+        f"failed after applying: {why}. Raise the limit with GCFKIT_MIGRATION_OVERLAY_LIMIT (about 1 KB of memory "
+        "per planned write; now 5) on a machine with the memory for it, or plan and apply the migrations before it "
+        "first (--to), then plan again."]
+    assert not plan.ok
+
+    # The setting the message names: with room for every planned write, validation is checked and the plan is ok.
+    raised = engine(firestore, revisions, revert_on_failure=irreversible, overlay_limit=100)
+    plan = raised.plan(approved_irreversible=frozenset({"0002"}))
+    assert plan.ok, plan.problems
+    assert all(m.validation_checked for m in plan.migrations)
+
+
+def test_the_overlay_limit_is_read_from_the_environment():
+    from gcfkit.migrations import Settings
+
+    assert Settings.from_env({"GCFKIT_MIGRATION_OVERLAY_LIMIT": "1234"}).overlay_limit == 1234
+    assert Settings.from_env({}).overlay_limit is None
+    with pytest.raises(ValueError, match="GCFKIT_MIGRATION_OVERLAY_LIMIT must be at least 1"):
+        Settings.from_env({"GCFKIT_MIGRATION_OVERLAY_LIMIT": "0"})

@@ -31,9 +31,17 @@ from gcfkit.migrations.dryrun import Overlay
 from gcfkit.migrations.revisions import Revision
 
 BATCH_LIMIT = 500  # Firestore's maximum writes per commit; one of them is the range checkpoint
-# Bytes of document writes per commit. Cloud Firestore takes requests up to 10 MiB, but the emulator (a gRPC
-# server with default options) refuses messages over 4 MiB; the checkpoint and the envelope fit in the rest.
-BATCH_BYTES = 3_500_000
+# Bytes of document writes per commit (batch_bytes()). Cloud Firestore takes requests up to 10 MiB; the emulator
+# (a gRPC server with default options) refuses messages over 4 MiB. The checkpoint and the envelope fit in the rest.
+CLOUD_BATCH_BYTES = 9_500_000
+EMULATOR_BATCH_BYTES = 3_500_000
+
+
+def batch_bytes(environ=None) -> int:
+    """The byte cap of a commit's document writes: the emulator's when FIRESTORE_EMULATOR_HOST is set (read when a
+    batch is built, not at import: the emulator's address may be set after this module is imported)."""
+    env = os.environ if environ is None else environ
+    return EMULATOR_BATCH_BYTES if env.get("FIRESTORE_EMULATOR_HOST") else CLOUD_BATCH_BYTES
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,8 @@ is unfinished, or finished on the same source (collection or group, filter field
 
 Batched commits, not BulkWriter: BulkWriter writes each document on its own, so no checkpoint can be
 atomic with the writes it describes. The 500/50/5 ramp-up BulkWriter applies is applied here (RampUp).
-A batch holds at most 499 document writes and BATCH_BYTES of them. The commits are built in commit.py.
+A batch holds at most 499 document writes and batch_bytes() of them (9.5 MB; 3.5 MB on the emulator). The
+commits are built in commit.py.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ from gcfkit.migrations.documents import Change, Document, apply
 from gcfkit.migrations.dryrun import DELETED
 from gcfkit.migrations.errors import DocumentFailed, MigrationError
 from gcfkit.migrations.progress import Progress
-from gcfkit.migrations.runtime import BATCH_BYTES, BATCH_LIMIT, Run, StepReport
+from gcfkit.migrations.runtime import BATCH_LIMIT, Run, StepReport, batch_bytes
 from gcfkit.migrations.source import Source
 from gcfkit.migrations.tracking import COLLECTION
 
@@ -322,18 +323,19 @@ class _RangeWorker:
         batch: list[tuple[str, Change | None]] = []
         pbs: list = []
         writes = size = read = 0
+        cap = batch_bytes()
         for row in sources.rows(client, self.source, query.limit(page_size)):
             read += 1
             change = _transform(self.run, self.fn, row)
             written = [commit.write_pb(client, w) for w in change.writes] if change else []
             count, nbytes = len(written), sum(pb.ByteSize() for pb in written)
-            if count > BATCH_LIMIT - 1 or nbytes > BATCH_BYTES:
+            if count > BATCH_LIMIT - 1 or nbytes > cap:
                 raise DocumentFailed(
                     f"migration {self.run.revision.version}: {row.path} needs {count} writes of {nbytes:,} bytes; "
                     f"one document's writes must fit in one atomic commit ({BATCH_LIMIT - 1} writes, "
-                    f"{BATCH_BYTES:,} bytes). Nothing of its batch was written; earlier batches are committed. Write "
+                    f"{cap:,} bytes). Nothing of its batch was written; earlier batches are committed. Write "
                     "fewer or smaller documents per document, or split the work into two migrations.")
-            if batch and (writes + count > BATCH_LIMIT - 1 or size + nbytes > BATCH_BYTES):
+            if batch and (writes + count > BATCH_LIMIT - 1 or size + nbytes > cap):
                 if self.run.cancelled.is_set() or not self._flush(batch, pbs, done=False):
                     return
                 batch, pbs, writes, size = [], [], 0, 0

@@ -1,4 +1,4 @@
-"""Batches on the real emulator: a commit holds at most 499 document writes and BATCH_BYTES of them, so large
+"""Batches on the real emulator: a commit holds at most 499 document writes and batch_bytes() of them, so large
 documents are committed in more, smaller batches; one document too large for any commit is named."""
 
 from __future__ import annotations
@@ -57,3 +57,11 @@ def test_one_document_whose_writes_cannot_fit_in_one_commit_is_named(firestore, 
     assert isinstance(failed.value.__cause__, DocumentFailed)
     assert not list(firestore.collection_group("parts").stream()), "nothing of its batch was written"
     assert firestore.document("_migrations/0001").get().get("status") == "failed"
+
+
+def test_the_byte_cap_is_the_emulators_only_on_the_emulator():
+    from gcfkit.migrations.runtime import batch_bytes
+
+    # Cloud Firestore takes 10 MiB per request: 9.5 MB of writes leave room for the checkpoint and the envelope.
+    assert batch_bytes({}) == 9_500_000
+    assert batch_bytes({"FIRESTORE_EMULATOR_HOST": "127.0.0.1:8080"}) == 3_500_000  # the emulator takes 4 MiB

@@ -24,6 +24,7 @@ from gcfkit.migrations.errors import (
                                       PlanFileError,
                                       PlanMismatch,
                                       RevisionFileError,
+                                      StepsChanged,
                                       ValidationFailed,
 )
 from gcfkit.migrations.lock import MigrationLock
@@ -34,4 +35,4 @@ from gcfkit.migrations.runtime import Settings
 __all__ = ["DELETE", "ChecksumDrift", "Document", "DocumentFailed", "DryRunWriteRefused", "Engine",
            "IrreversibleMigration", "LockHeld", "LockLost", "MigrationError", "MigrationLock", "Operations", "Plan",
            "PlanFileError", "PlanMismatch", "ReadOnlyClient", "Revision", "RevisionFileError", "Settings",
-           "ValidationFailed", "load_revisions"]
+           "StepsChanged", "ValidationFailed", "load_revisions"]

@@ -23,6 +23,7 @@ from gcfkit.migrations.errors import (
     LockLost,
     MigrationError,
     PlanMismatch,
+    StepsChanged,
     ValidationFailed,
     down_remedy,
     remedy,
@@ -266,6 +267,7 @@ class Engine:
             return [self._apply(revision, lock) for revision in todo]
 
     def _apply(self, revision: Revision, lock: MigrationLock) -> Record:
+        before = self.records.get(revision.version)
         begun = self.records.begin(revision, "up")
         if begun is None:
             log(f"{revision.label}: already applied (by another task of this job)")
@@ -278,7 +280,10 @@ class Engine:
         except LockLost:
             raise
         except Exception as exc:
-            self.records.finish(record, FAILED, _touched(run), error=_describe(exc))
+            # A refused step wrote nothing: an up that had reached every document (validation failed) still has.
+            completed = (isinstance(exc, StepsChanged) and before is not None and before.attempt == record.attempt
+                         and before.direction == "up" and before.up_completed)
+            self.records.finish(record, FAILED, _touched(run), error=_describe(exc), up_completed=completed)
             raise MigrationError(
                 f"migration {revision.label}: up failed: {_describe(exc)}\nCompleted batches are checkpointed: fix the "
                 "cause and apply again, which resumes where it stopped. (Its down would also run on the documents up "

@@ -35,6 +35,11 @@ class ValidationFailed(MigrationError):
     """A migration's `validate` found documents that do not have the expected shape."""
 
 
+class StepsChanged(MigrationError):
+    """A resumed run reached a step its attempt never recorded where starting it could migrate documents twice
+    (a recorded step is unfinished, or a finished one on the same source was renamed). Nothing of it was written."""
+
+
 class DocumentFailed(MigrationError):
     """A transform raised on one document; nothing of its batch was written."""
 

@@ -44,7 +44,7 @@ from gcfkit.migrations import commit
 from gcfkit.migrations import source as sources
 from gcfkit.migrations.documents import Change, Document, apply
 from gcfkit.migrations.dryrun import DELETED
-from gcfkit.migrations.errors import DocumentFailed, MigrationError
+from gcfkit.migrations.errors import DocumentFailed, MigrationError, StepsChanged
 from gcfkit.migrations.progress import Progress
 from gcfkit.migrations.runtime import BATCH_LIMIT, Run, StepReport, batch_bytes
 from gcfkit.migrations.source import Source
@@ -227,7 +227,7 @@ def _refuse_skipping_unfinished(run: Run, step: StepReport, source: Source) -> N
             if _same_source(found, source):
                 renamed.append(found.get("description"))
             continue  # finished on other documents: a branch that skips it now is harmless
-        raise MigrationError(
+        raise StepsChanged(
             f"migration {run.revision.version}: step {step.number} of this run ({step.description}) is not a step "
             f"attempt {run.attempt} recorded, while its step {found.get('description')!r} stopped part-way and this "
             "run has not reached it. The steps of this migration changed since the run it resumes (its file, or the "
@@ -235,7 +235,7 @@ def _refuse_skipping_unfinished(run: Run, step: StepReport, source: Source) -> N
             "Restore what changed so up calls the same utilities (same descriptions, collections, filter fields and "
             "function names) in the same order, then apply again.")
     if renamed:
-        raise MigrationError(
+        raise StepsChanged(
             f"migration {run.revision.version}: step {step.number} of this run ({step.description}) is not a step "
             f"attempt {run.attempt} recorded, but that attempt already finished a step on the same documents that "
             f"this run has not reached: {', '.join(repr(d) for d in renamed)}. A step is identified by its "

@@ -105,6 +105,8 @@ def test_a_resumed_run_refuses_a_renamed_step_that_already_finished(firestore, r
         runner.up()
     assert "restore its description and function name" in str(refused.value)
     assert [s.get("n") for s in firestore.collection("items").stream()] == [1] * 30, "nothing bumped twice"
+    record = firestore.document("_migrations/0001").get().to_dict()
+    assert (record["status"], record["up_completed"]) == ("failed", True), "the refusal wrote nothing: up had finished"
 
     # What the message says: restore the step's name (keeping the fix), accept the file, apply again.
     path.write_text(original.replace(' and doc.data.get("x") == 1', ''))

@@ -25,8 +25,8 @@ from google.cloud.firestore_v1 import _helpers
 from google.cloud.firestore_v1.base_query import FieldFilter
 from google.cloud.firestore_v1.types.document import Document
 
-# Python twins of Firestore's filter operators, used only where the dry run must decide membership for
-# documents that exist in its overlay but not (yet) in the database. A missing field never matches.
+# Python twins of Firestore's filter operators: for the range filters applied in process (below), and where
+# the dry run must decide membership for documents of its overlay. A missing field never matches.
 _OPERATORS: dict[str, Callable[[Any, Any], bool]] = {
     "==": operator.eq, "!=": operator.ne, "<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge,
     "in": lambda a, b: a in b, "not-in": lambda a, b: a not in b,
@@ -34,6 +34,10 @@ _OPERATORS: dict[str, Callable[[Any, Any], bool]] = {
     "array-contains-any": lambda a, b: isinstance(a, list) and any(x in a for x in b),
 }
 _MISSING = object()
+# Firestore orders a query with a range or != filter by that field first, which the document-id cursors of
+# paging, ranges and checkpoints cannot follow ("order by clause cannot contain more fields after the key"):
+# those filters are applied to the documents as they are read (read, and billed, like the others).
+_IN_PROCESS = frozenset({"<", "<=", ">", ">=", "!=", "not-in"})
 
 
 @dataclass(frozen=True)
@@ -59,10 +63,20 @@ class Source:
         return text + "".join(f" where {f} {op} {v!r}" for f, op, v in self.where)
 
     def query(self, client):
+        """The query of the filters Firestore applies (see _IN_PROCESS for the others: `keeps`)."""
         query = client.collection_group(self.collection) if self.group else client.collection(self.collection)
         for field, op, value in self.where:
-            query = query.where(filter=FieldFilter(field, op, value))
+            if op not in _IN_PROCESS:
+                query = query.where(filter=FieldFilter(field, op, value))
         return query.select(["__name__"]) if self.keys_only else query
+
+    @property
+    def filters_in_process(self) -> bool:
+        return any(op in _IN_PROCESS for _, op, _ in self.where)
+
+    def keeps(self, data: dict) -> bool:
+        """Does a document the query returned pass the filters applied in process?"""
+        return _matches([w for w in self.where if w[1] in _IN_PROCESS], data)
 
     def contains(self, path: str) -> bool:
         """Is the document at `path` in this source's collection (filters aside)?"""
@@ -70,16 +84,21 @@ class Source:
         return parent.rsplit("/", 1)[-1] == self.collection if self.group else parent == self.collection
 
     def matches(self, data: dict) -> bool:
-        for field, op, value in self.where:
-            current: Any = data
-            for part in field.split("."):
-                current = current.get(part, _MISSING) if isinstance(current, dict) else _MISSING
-            try:
-                if current is _MISSING or not _OPERATORS[op](current, value):
-                    return False
-            except TypeError:  # Firestore orders mixed types; a mismatch simply does not match
+        return _matches(self.where, data)
+
+
+def _matches(where, data: dict) -> bool:
+    """Firestore's filters in Python. A missing field never matches."""
+    for field, op, value in where:
+        current: Any = data
+        for part in field.split("."):
+            current = current.get(part, _MISSING) if isinstance(current, dict) else _MISSING
+        try:
+            if current is _MISSING or not _OPERATORS[op](current, value):
                 return False
-        return True
+        except TypeError:  # Firestore orders mixed types; a mismatch simply does not match
+            return False
+    return True
 
 
 @dataclass(frozen=True)
@@ -129,15 +148,17 @@ def pages(client, source: Source, *, start: str | None, end: str | None, after: 
     Each page is its own query with a cursor, so no stream stays open long enough to hit a deadline.
     """
     while True:
-        page = list(rows(client, source, ordered(client, source, start=start, end=end, after=after).limit(page_size)))
+        read = list(rows(client, source, ordered(client, source, start=start, end=end, after=after).limit(page_size)))
+        page = [row for row in read if source.keeps(row.data)] if source.filters_in_process else read
         if page:
             yield page
-        if len(page) < page_size:
+        if len(read) < page_size:
             return
-        after = page[-1].path
+        after = read[-1].path
 
 
 def count(client, source: Source) -> int:
+    """How many documents the query returns (with filters applied in process: at least as many as match)."""
     result = source.query(client).count().get()
     return int(result[0][0].value)
 

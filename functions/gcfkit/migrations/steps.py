@@ -324,9 +324,11 @@ class _RangeWorker:
         pbs: list = []
         writes = size = read = 0
         cap = batch_bytes()
+        keeps = self.source.keeps if self.source.filters_in_process else None
         for row in sources.rows(client, self.source, query.limit(page_size)):
             read += 1
-            change = _transform(self.run, self.fn, row)
+            # A document a filter applied in process leaves out is read past (the checkpoint moves over it).
+            change = _transform(self.run, self.fn, row) if keeps is None or keeps(row.data) else None
             written = [commit.write_pb(client, w) for w in change.writes] if change else []
             count, nbytes = len(written), sum(pb.ByteSize() for pb in written)
             if count > BATCH_LIMIT - 1 or nbytes > cap:

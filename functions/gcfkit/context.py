@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import _thread  # the C lock: `threading` costs ~2 ms of import on a cold start
 import contextvars
-import os
 import time
 
 from gcfkit import settings as _settings
@@ -28,12 +27,11 @@ PROCESS_STARTED = time.time()
 class Instance:
     """Facts about this process, shared by every invocation it serves."""
 
-    def __init__(self, config: _settings.Settings | None = None, started: float | None = None):
-        config = config or _settings.current()
+    def __init__(self, started: float | None = None):
+        config = _settings.current()
         self.service = config.service
         self.revision = config.revision
         self.project = config.project
-        self.instance_id = config.instance_id
         self.cold_start_window = config.cold_start_window_seconds
         self.started = PROCESS_STARTED if started is None else started
         # The module defining the function finishes importing when it applies with_monitoring; the gap
@@ -41,6 +39,12 @@ class Instance:
         self.ready = self.started
         self.first_claimed = False
         self._lock = _thread.allocate_lock()
+
+    @property
+    def instance_id(self) -> str:
+        """Read from the settings each time: a worker forked after this instance was created (gunicorn, with
+        functions-framework's WORKERS > 1) gets its own id there (settings._new_instance_after_fork)."""
+        return _settings.current().instance_id
 
     def mark_ready(self, when: float | None = None) -> None:
         self.ready = max(self.ready, time.time() if when is None else when)
@@ -105,17 +109,6 @@ def instance() -> Instance:
     if _instance is None:
         _instance = Instance()
     return _instance
-
-
-def _follow_the_fork() -> None:
-    """The forked worker's instance (see settings._new_instance_after_fork, which runs first): its id, and
-    a fresh lock."""
-    if _instance is not None:
-        _instance.instance_id = _settings.current().instance_id
-        _instance._lock = _thread.allocate_lock()
-
-
-os.register_at_fork(after_in_child=_follow_the_fork)
 
 
 def reset_instance(started: float | None = None) -> Instance:

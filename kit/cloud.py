@@ -24,8 +24,7 @@ from kit.stages import StageFailed, Stages
 SUMMARY_VARIABLE = "GITHUB_STEP_SUMMARY"  # set by GitHub Actions: markdown appended here shows on the run page
 
 
-def deploy_cloud(env_name: str, auto_approve: bool = False) -> dict[str, dict]:
-    """Returns each applied stack's outputs (name -> value)."""
+def deploy_cloud(env_name: str, auto_approve: bool = False) -> None:
     stages = Stages(f"deploy {env_name} (cloud)", total=5)
     with stages.stage("validate environment files"):
         environments = load_all()
@@ -42,10 +41,10 @@ def deploy_cloud(env_name: str, auto_approve: bool = False) -> dict[str, dict]:
         hooks.pre_deploy(env, stages)
 
     with stages.stage("synthesize"):
-        from stacks.app import synth  # imports CDK Terrain (and starts its node runtime): only deploys pay for it
+        from stacks.app import synth_environments  # imports CDK Terrain (and its node runtime): deploys only
 
         try:
-            stacks = synth([env_name])
+            stacks = synth_environments([env])  # as validated above
         except (ConfigError, BundleError) as exc:
             raise StageFailed(f"synthesis failed; nothing was applied:\n{exc}") from None
         for name, stack_dir in stacks.items():
@@ -74,7 +73,6 @@ def deploy_cloud(env_name: str, auto_approve: bool = False) -> dict[str, dict]:
                 out.write(_summary(env_name, env.project, outputs))
             stages.note(f"and to the job summary (${SUMMARY_VARIABLE})")
     stages.finish()
-    return outputs
 
 
 def _outputs(terraform: str, name: str, stack_dir: Path) -> dict:

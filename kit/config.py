@@ -75,10 +75,23 @@ def cpu_memory_problem(cpu: str, memory: str, sizes: tuple[str, ...] = tuple(MEM
     return None
 
 
-# Set by Cloud Functions itself, or by the kit for every function (stacks/function.py, kit/local.py).
+# Cloud Functions adds LOG_EXECUTION_ID itself when it is missing, which Terraform then sees as drift on every
+# plan; setting it keeps plans clean (and puts the execution id on every log line).
+FIXED_ENV = {"LOG_EXECUTION_ID": "true"}
+_PROJECT_ENV = ("GOOGLE_CLOUD_PROJECT", "GCFKIT_REGION")
+
+
+def platform_env(project: str, region: str, fixed: dict[str, str] = FIXED_ENV) -> dict[str, str]:
+    """What the kit sets on every function, deployed (stacks/function.py) or served (kit/local.py): the python312+
+    runtimes no longer set the project id, which gcfkit needs for trace ids and Cloud Monitoring, and the
+    region for the Monitoring resource."""
+    return {**fixed, **dict(zip(_PROJECT_ENV, (project, region), strict=True))}
+
+
+# Set by Cloud Functions itself, or by the kit for every function (platform_env).
 RESERVED_ENV_VARS = {"PORT", "K_SERVICE", "K_REVISION", "K_CONFIGURATION", "FUNCTION_TARGET",
                      "FUNCTION_SIGNATURE_TYPE", "FUNCTION_NAME", "FUNCTION_REGION", "GOOGLE_FUNCTION_SOURCE",
-                     "LOG_EXECUTION_ID", "GOOGLE_CLOUD_PROJECT", "GCFKIT_REGION"}
+                     *FIXED_ENV, *_PROJECT_ENV}
 # An environment's name is its file name; stacks are named `<env>-functions`, so no hyphen (or anything a
 # folder, a Terraform state prefix or a GitHub environment would read differently).
 ENVIRONMENT_NAME = r"^[a-z][a-z0-9]*$"
@@ -401,19 +414,22 @@ def load_environment(name: str, directory: Path = ENVIRONMENTS_DIR) -> Environme
         raise ConfigError(path, [f": no such environment file; known environments: {known} "
                                  f"(create {_display(path)} to add one)"])
     text = path.read_text(encoding="utf-8")
-    try:
-        node = yaml.compose(text, Loader=_StrictLoader)
-        data = yaml.load(text, Loader=_StrictLoader)  # a SafeLoader: no arbitrary objects
+    loader = _StrictLoader(text)  # a SafeLoader: no arbitrary objects
+    try:  # one parse: the node tree (lines, the text as written) and the data built from it
+        node = loader.get_single_node()
+        data = loader.construct_document(node) if node is not None else None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f":{mark.line + 1}" if mark else ""
         raise ConfigError(path, [f"{where}: not valid YAML: {getattr(exc, 'problem', exc)}"]) from None
+    finally:
+        loader.dispose()
     if not isinstance(data, dict):
         raise ConfigError(path, [": must be a mapping of keys (project, region, state, functions, ...)"])
-    if "name" in data:
-        raise ConfigError(path, [f":{_lines(node).line(('name',))}: name: the environment's name is its "
-                                 f"file name ({name}); remove this key"])
     where = _lines(node)
+    if "name" in data:
+        raise ConfigError(path, [f":{where.line(('name',))}: name: the environment's name is its "
+                                 f"file name ({name}); remove this key"])
     try:
         env = Environment.model_validate({"name": name, **_exact_numbers_as_text(data, where)})
     except ValidationError as exc:

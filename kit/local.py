@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from kit import hooks
-from kit.config import FUNCTIONS_DIR, ROOT, STATE_DIR, Environment, Function, load_all
+from kit.config import FUNCTIONS_DIR, ROOT, STATE_DIR, Environment, Function, load_all, platform_env
 from kit.emulator import EmulatorError, FirestoreEmulator, port_in_use, stop_group
 from kit.stages import StageFailed, Stages
 
@@ -209,12 +209,10 @@ def _function_environment(env: Environment, name: str, fn: Function, emulator: F
     return {
         **{k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "TZ", "SYSTEMROOT")},
         **{key: os.environ[key] for key in fn.secrets},
-        "LOG_EXECUTION_ID": "true",
         **fn.env,
+        **platform_env(env.project, env.region),
         "PYTHONUNBUFFERED": "1",
         "FIRESTORE_EMULATOR_HOST": emulator.address,
-        "GOOGLE_CLOUD_PROJECT": env.project,
-        "GCFKIT_REGION": env.region,
         "GCLOUD_PROJECT": env.project,
         "K_SERVICE": name,
         "K_REVISION": f"{name}-local",

@@ -22,9 +22,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     started = time.perf_counter()
     try:
-        from stacks.app import synth
+        from stacks.app import synth, synth_environments
         # All of them: load_all also checks across files (no environment file at all, a project used twice).
-        stacks = synth(args.envs or list(load_all()), outdir=args.outdir)
+        stacks = synth(args.envs, outdir=args.outdir) if args.envs else \
+            synth_environments(list(load_all().values()), outdir=args.outdir)
     except (ConfigError, BundleError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

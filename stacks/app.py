@@ -21,6 +21,13 @@ def synth(env_names: list[str], outdir: str | Path | None = None, environments_d
     cdk.tf.json (where terraform runs).
     """
     environments = [load_environment(name, environments_dir) for name in env_names]
+    return synth_environments(environments, outdir, environments_dir, functions_dir)
+
+
+def synth_environments(environments: list[Environment], outdir: str | Path | None = None,
+                       environments_dir: Path = ENVIRONMENTS_DIR, functions_dir: Path = FUNCTIONS_DIR
+                       ) -> dict[str, Path]:
+    """`synth` of environments the caller has already loaded (and validated)."""
     for env in environments:
         check_source_bucket(env, environments_dir)
     out = Path(outdir) if outdir else SYNTH_OUTDIR

@@ -28,21 +28,12 @@ from cdktn_provider_google.pubsub_topic import PubsubTopic
 from cdktn_provider_google.secret_manager_secret_iam_member import SecretManagerSecretIamMember
 from cdktn_provider_google.service_account import ServiceAccount
 
-from kit.config import Environment, EventTrigger, Function
+from kit.config import FIXED_ENV, Environment, EventTrigger, Function, platform_env
 from stacks import iam
 from stacks.source import Source
 
-# Cloud Functions adds LOG_EXECUTION_ID itself when it is missing, which Terraform then sees as drift on every
-# plan; setting it keeps plans clean (and puts the execution id on every log line).
-FIXED_ENV = {"LOG_EXECUTION_ID": "true"}
 PUBLIC = "allUsers"
 T = TypeVar("T", bound=TerraformElement)
-
-
-def platform_env(env: Environment) -> dict[str, str]:
-    """What every function gets from the kit: the python312+ runtimes no longer set the project id, and gcfkit
-    needs it for trace ids and Cloud Monitoring, and the region for the Monitoring resource."""
-    return {**FIXED_ENV, "GOOGLE_CLOUD_PROJECT": env.project, "GCFKIT_REGION": env.region}
 
 
 @dataclass(frozen=True)
@@ -108,7 +99,7 @@ def add_function(stack: TerraformStack, env: Environment, name: str, fn: Functio
             max_instance_request_concurrency=fn.concurrency, available_cpu=fn.cpu,
             available_memory=fn.memory, timeout_seconds=fn.timeout_seconds,
             ingress_settings=fn.ingress.api_value,
-            environment_variables={**fn.env, **platform_env(env)},
+            environment_variables={**fn.env, **platform_env(env.project, env.region, FIXED_ENV)},
             secret_environment_variables=[
                 Cloudfunctions2FunctionServiceConfigSecretEnvironmentVariables(
                     key=key, project_id=project, secret=ref.secret, version=ref.version)

@@ -183,7 +183,6 @@ def write_plan(plan: Plan, path: Path) -> None:
 class PlanFile:
     """A reviewed plan read back from its file: exactly what may be applied, and nothing else."""
 
-    path: Path
     plan_id: str
     pinned: list[list[str]]  # [version, file checksum] of every migration, in order
     approved_irreversible: frozenset[str]
@@ -218,7 +217,7 @@ def read_plan(path: Path, client, make_plan: str | None = None) -> PlanFile:
     if data.get("problems"):
         raise PlanMismatch(f"{path} has problems, so it cannot be applied; fix them and plan again with {remedy}:"
                            "\n  - " + "\n  - ".join(map(str, data["problems"])))
-    return PlanFile(path, data["plan_id"], [[m["version"], m["checksum"]] for m in data["migrations"]],
+    return PlanFile(data["plan_id"], [[m["version"], m["checksum"]] for m in data["migrations"]],
                     frozenset(data.get("approved_irreversible") or ()), data.get("to"))
 
 

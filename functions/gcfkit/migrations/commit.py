@@ -61,22 +61,8 @@ def _library_pb(client, name: str, write: Write):
     return write_types.Write.pb(pb)
 
 
-def checkpoint_pb(client, path: str, fields: dict[str, Any], update_time: Any):
-    """Write the checkpoint, only if it is unchanged since `update_time` (None: only if it does not exist yet)."""
-    pb = _WRITE()
-    pb.update.name = f"{client._database_string}/documents/{path}"
-    for key, value in fields.items():
-        pb.update.fields[key].CopyFrom(_helpers.encode_value(value)._pb)
-    pb.update_mask.field_paths.extend(fields)
-    if update_time is None:
-        pb.current_document.exists = False
-    else:
-        pb.current_document.update_time.CopyFrom(timestamp(update_time))
-    return pb
-
-
-def commit(client, pbs: list) -> list[DatetimeWithNanoseconds]:
-    """One atomic Commit of `pbs`; the update time of each write."""
+def commit(client, pbs: list) -> DatetimeWithNanoseconds:
+    """One atomic Commit of `pbs`; the update time of its last write (the engine's checkpoint)."""
     request = api.CommitRequest.wrap(_COMMIT(database=client._database_string, writes=pbs))
     response = client._firestore_api.commit(request=request, metadata=client._rpc_metadata)
-    return [DatetimeWithNanoseconds.from_timestamp_pb(r.update_time) for r in response._pb.write_results]
+    return DatetimeWithNanoseconds.from_timestamp_pb(response._pb.write_results[-1].update_time)

@@ -16,7 +16,7 @@ from typing import Any
 
 from google.cloud.firestore_v1 import DELETE_FIELD
 
-from gcfkit.migrations.errors import DocumentFailed
+from gcfkit.migrations.errors import DocumentFailed, restamp_remedy
 
 
 class _Delete:
@@ -96,9 +96,8 @@ def apply(fn: Callable, path: str, data: dict, update_time: Any, children: Calla
             f"migration {version}: the transform failed on document {path}: {type(exc).__name__}: {exc} "
             f"({where.filename}:{where.lineno}). Nothing of this document's batch was written; earlier batches are "
             "committed and checkpointed. Fix the document and apply again: it resumes here. To fix the migration "
-            f"file instead, edit it, accept the edit with `make migrate-restamp ENV=<env> VERSION={version}` (or "
-            f"`python -m gcfkit.migrations restamp {version}`), then apply again: documents already migrated keep "
-            "what the old file did.") from exc
+            f"file instead, edit it, accept the edit with {restamp_remedy(version)}, then apply again: documents "
+            "already migrated keep what the old file did.") from exc
     new = doc.data if result is None else result
     if new is DELETE:
         return Change(path, [Write("delete", path, update_time=update_time), *doc._extra], before=original,

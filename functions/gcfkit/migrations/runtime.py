@@ -185,10 +185,9 @@ class Run:
     def writes(self) -> bool:
         return self.direction in ("up", "down") and not self.dry_run
 
-    def next_step(self, description: str, fingerprint: str = "") -> StepReport:
+    def next_step(self, description: str, fingerprint: str) -> StepReport:
         """The next utility call. Its key is its fingerprint's hash and how many calls with that fingerprint came
         before it in this run, so a resumed run finds its progress even if a branch skips other steps."""
-        fingerprint = fingerprint or description
         occurrence = self.occurrences[fingerprint] = self.occurrences.get(fingerprint, 0) + 1
         key = f"{hashlib.sha256(fingerprint.encode()).hexdigest()[:12]}-{occurrence}"
         step = StepReport(number=len(self.steps) + 1, description=description, fingerprint=fingerprint, key=key)

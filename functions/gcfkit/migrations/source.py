@@ -15,6 +15,7 @@ the balance between ranges depends on them):
 
 from __future__ import annotations
 
+import functools
 import operator
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
@@ -70,13 +71,14 @@ class Source:
                 query = query.where(filter=FieldFilter(field, op, value))
         return query.select(["__name__"]) if self.keys_only else query
 
-    @property
-    def filters_in_process(self) -> bool:
-        return any(op in _IN_PROCESS for _, op, _ in self.where)
+    @functools.cached_property
+    def in_process(self) -> tuple:
+        """The filters applied to documents as they are read (see _IN_PROCESS); empty for most sources."""
+        return tuple(w for w in self.where if w[1] in _IN_PROCESS)
 
     def keeps(self, data: dict) -> bool:
         """Does a document the query returned pass the filters applied in process?"""
-        return _matches([w for w in self.where if w[1] in _IN_PROCESS], data)
+        return _matches(self.in_process, data)
 
     def contains(self, path: str) -> bool:
         """Is the document at `path` in this source's collection (filters aside)?"""
@@ -149,7 +151,7 @@ def pages(client, source: Source, *, start: str | None, end: str | None, after: 
     """
     while True:
         read = list(rows(client, source, ordered(client, source, start=start, end=end, after=after).limit(page_size)))
-        page = [row for row in read if source.keeps(row.data)] if source.filters_in_process else read
+        page = [row for row in read if source.keeps(row.data)] if source.in_process else read
         if page:
             yield page
         if len(read) < page_size:

@@ -42,13 +42,13 @@ from google.api_core import exceptions as gexc
 
 from gcfkit.migrations import commit
 from gcfkit.migrations import source as sources
-from gcfkit.migrations.documents import Change, Document, apply
+from gcfkit.migrations.documents import Change, Document, Write, apply
 from gcfkit.migrations.dryrun import DELETED
 from gcfkit.migrations.errors import DocumentFailed, MigrationError, StepsChanged
 from gcfkit.migrations.progress import Progress
 from gcfkit.migrations.runtime import BATCH_LIMIT, Run, StepReport, batch_bytes
 from gcfkit.migrations.source import Source
-from gcfkit.migrations.tracking import COLLECTION
+from gcfkit.migrations.tracking import records_ref
 
 # Outcomes after which the commit may or may not have landed, or lost a race: re-read the checkpoint to know.
 _UNCERTAIN = (gexc.FailedPrecondition, gexc.AlreadyExists, gexc.NotFound, gexc.Aborted, gexc.DeadlineExceeded,
@@ -104,9 +104,8 @@ def run_step(run: Run, source: Source, fn: Callable, description: str) -> StepRe
         else:
             bounds = _bounds(recorded.splits)
             step.split = f"{recorded.split}; resumed from the checkpoints of attempt {run.attempt}"
-            progress = [Checkpoint.read_from(run.reader.document(f"{COLLECTION}/{run.revision.version}/checkpoints/"
-                                                                 f"{recorded.checkpoints}-{i:04d}"))
-                        for i in range(len(bounds))]
+            progress = [Checkpoint.read_from(ref)
+                        for ref in _checkpoint_refs(run, run.reader, recorded.checkpoints, len(bounds))]
         step.ranges = len(bounds)
         _run_dry(run, step, source, fn, bounds, progress, total, label)
     step.seconds = time.perf_counter() - started
@@ -118,8 +117,7 @@ def _fingerprint(source: Source, fn: Callable, description: str) -> str:
     # address; a datetime.now() cutoff) differs in every process, and a resumed run or a sibling task must find
     # the same step. The field and operator identify the filter.
     function = getattr(fn, "__qualname__", None) or type(fn).__qualname__
-    return json.dumps([description, source.collection, source.group, [[f, op] for f, op, _ in source.where],
-                       function])
+    return json.dumps([description, *_source_key(source), function])
 
 
 def _source_key(source: Source) -> list:
@@ -174,7 +172,7 @@ def _record_step(run: Run, step: StepReport, source: Source, total: int) -> _Rec
         return recorded
     _refuse_skipping_unfinished(run, step, source)
     points, how = sources.split_points(run.client, source, _pieces(run, total), total)
-    ref = _steps_ref(run, run.client).document(f"{run.step_prefix}-{step.key}")
+    ref = _migration_ref(run, run.client).collection("steps").document(f"{run.step_prefix}-{step.key}")
     with contextlib.suppress(gexc.AlreadyExists):  # a sibling task recorded it first: use theirs
         ref.create({"description": step.description, "fingerprint": step.fingerprint, "number": step.number,
                     "splits": points, "split": how, "source": source.describe(),
@@ -185,7 +183,7 @@ def _record_step(run: Run, step: StepReport, source: Source, total: int) -> _Rec
 
 
 def _recorded_step(run: Run, client, step: StepReport, source: Source) -> _Recorded | None:
-    steps = _steps_ref(run, client)
+    steps = _migration_ref(run, client).collection("steps")
     snapshot = steps.document(f"{run.step_prefix}-{step.key}").get()
     if snapshot.exists:
         found = snapshot.to_dict()
@@ -217,13 +215,12 @@ def _refuse_skipping_unfinished(run: Run, step: StepReport, source: Source) -> N
     only if no finished recorded step this run has not reached read the same documents (otherwise that step was
     renamed: a new description or function name gives it a new identity, and it would run over them again)."""
     renamed = []
-    for snapshot in _steps_ref(run, run.client).stream():
+    for snapshot in _migration_ref(run, run.client).collection("steps").stream():
         if not snapshot.id.startswith(f"{run.step_prefix}-") or snapshot.id in run.claimed:
             continue
         found = snapshot.to_dict()
-        checkpoints = _migration_ref(run).collection("checkpoints")
-        if all(Checkpoint.read_from(checkpoints.document(f"{snapshot.id}-{i:04d}")).done
-               for i in range(len(found.get("splits", [])) + 1)):
+        if all(Checkpoint.read_from(ref).done
+               for ref in _checkpoint_refs(run, run.client, snapshot.id, len(found.get("splits", [])) + 1)):
             if _same_source(found, source):
                 renamed.append(found.get("description"))
             continue  # finished on other documents: a branch that skips it now is harmless
@@ -247,12 +244,14 @@ def _refuse_skipping_unfinished(run: Run, step: StepReport, source: Source) -> N
             "it again, which starts a new attempt that runs every step.")
 
 
-def _steps_ref(run: Run, client):
-    return client.collection(COLLECTION).document(run.revision.version).collection("steps")
+def _migration_ref(run: Run, client):
+    return records_ref(client).document(run.revision.version)
 
 
-def _migration_ref(run: Run):
-    return run.client.collection(COLLECTION).document(run.revision.version)
+def _checkpoint_refs(run: Run, client, prefix: str, ranges: int) -> list:
+    """Range i's checkpoint of a recorded step: _migrations/{version}/checkpoints/{prefix}-{i:04d}."""
+    checkpoints = _migration_ref(run, client).collection("checkpoints")
+    return [checkpoints.document(f"{prefix}-{i:04d}") for i in range(ranges)]
 
 
 @contextmanager
@@ -273,8 +272,7 @@ def _workers(run: Run, count: int) -> Iterator[ThreadPoolExecutor]:
 
 def _run_real(run: Run, step: StepReport, source: Source, fn: Callable, bounds, prefix: str, total: int,
               label: str) -> None:
-    checkpoints = _migration_ref(run).collection("checkpoints")
-    refs = [checkpoints.document(f"{prefix}-{i:04d}") for i in range(len(bounds))]
+    refs = _checkpoint_refs(run, run.client, prefix, len(bounds))
     s = run.settings
     # This task's share first (range i % task_count == task_index), then the rest: a task that finishes early
     # completes ranges nobody started (a job with parallelism < task count) or whose task went quiet.
@@ -322,9 +320,9 @@ class _RangeWorker:
         query = sources.ordered(client, self.source, start=self.start, end=self.end, after=self.checkpoint.last)
         batch: list[tuple[str, Change | None]] = []
         pbs: list = []
-        writes = size = read = 0
+        size = read = 0
         cap = batch_bytes()
-        keeps = self.source.keeps if self.source.filters_in_process else None
+        keeps = self.source.keeps if self.source.in_process else None
         for row in sources.rows(client, self.source, query.limit(page_size)):
             read += 1
             # A document a filter applied in process leaves out is read past (the checkpoint moves over it).
@@ -337,13 +335,13 @@ class _RangeWorker:
                     f"one document's writes must fit in one atomic commit ({BATCH_LIMIT - 1} writes, "
                     f"{cap:,} bytes). Nothing of its batch was written; earlier batches are committed. Write "
                     "fewer or smaller documents per document, or split the work into two migrations.")
-            if batch and (writes + count > BATCH_LIMIT - 1 or size + nbytes > cap):
+            if batch and (len(pbs) + count > BATCH_LIMIT - 1 or size + nbytes > cap):
                 if self.run.cancelled.is_set() or not self._flush(batch, pbs, done=False):
                     return
-                batch, pbs, writes, size = [], [], 0, 0
+                batch, pbs, size = [], [], 0
             batch.append((row.path, change))
             pbs += written
-            writes, size = writes + count, size + nbytes
+            size += nbytes
         self._flush(batch, pbs, done=read < page_size)
 
     def _flush(self, batch: list[tuple[str, Change | None]], pbs: list, done: bool) -> bool:
@@ -406,10 +404,13 @@ def _commit(run: Run, ref, current: Checkpoint, following: Checkpoint, writes: l
               "deleted": following.deleted, "created": following.created, "token": following.token,
               "attempt": run.attempt, "direction": run.direction, "owner": run.settings.owner,
               "group": run.settings.group}
-    pbs.append(commit.checkpoint_pb(client, ref.path, fields, current.update_time))
+    checkpoint = commit.write_pb(client, Write("update", ref.path, fields, current.update_time))
+    if current.update_time is None:  # the range's first checkpoint: only if no sibling task wrote one
+        checkpoint.current_document.exists = False
+    pbs.append(checkpoint)
     if run.ramp_up is not None:
         run.ramp_up.take(len(pbs))
-    return replace(following, update_time=commit.commit(client, pbs)[-1])
+    return replace(following, update_time=commit.commit(client, pbs))
 
 
 # -- dry runs --------------------------------------------------------------------------------------------------

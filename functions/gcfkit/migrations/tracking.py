@@ -141,7 +141,7 @@ class RecordStore:
                 return None
             if current is not None and current.status == FORGOTTEN:
                 raise MigrationError(forgotten_problem(revision.label, revision.version))
-            if current is not None and current.direction == "down" and current.status in (REVERTING, FAILED):
+            if current is not None and current.is_reverting:
                 raise MigrationError(
                     f"migration {revision.label}: it was being reverted ({current.error or 'down'}) when its runner "
                     f"stopped; finish that first with {down_remedy(_previous(revision.version))}, then apply again")

@@ -196,7 +196,17 @@ def test_two_runners_racing_for_an_expired_lease_exactly_one_wins(firestore):
 
 def test_cloud_run_job_tasks_share_the_ranges_and_finish_the_ranges_of_tasks_not_started(firestore, revisions):
     put(firestore, "items", 2400)
-    revisions.add("0001", "bump", BUMP)
+    # 3 ms a document: one task alone takes seconds, so the other has started (even on a loaded machine)
+    # before the first could have done every range by itself.
+    revisions.add("0001", "bump", '''
+        import time
+
+        def up(op):
+            def bump(doc):
+                time.sleep(0.003)
+                doc.data["n"] = doc.data.get("n", 0) + 1
+            op.transform("items", bump, description="n += 1")
+        ''', BUMPED_ONCE)
     plan = revisions.directory.parent / "migration-plan.json"
     assert cli("--dir", str(revisions.directory), "plan", "--out", str(plan)).returncode == 0
     # As the job runs: every task applies the reviewed plan (GCFKIT_MIGRATION_PLAN), each a share of it.

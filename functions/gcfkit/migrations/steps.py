@@ -215,8 +215,9 @@ def _refuse_skipping_unfinished(run: Run, step: StepReport, source: Source) -> N
     only if no finished recorded step this run has not reached read the same documents (otherwise that step was
     renamed: a new description or function name gives it a new identity, and it would run over them again)."""
     renamed = []
+    own = f"{run.step_prefix}-{step.key}"  # this very step, which a sibling task of a job may have just recorded
     for snapshot in _migration_ref(run, run.client).collection("steps").stream():
-        if not snapshot.id.startswith(f"{run.step_prefix}-") or snapshot.id in run.claimed:
+        if not snapshot.id.startswith(f"{run.step_prefix}-") or snapshot.id in run.claimed or snapshot.id == own:
             continue
         found = snapshot.to_dict()
         if all(Checkpoint.read_from(ref).done

@@ -1,14 +1,16 @@
 """A step's identity across processes, on the real emulator: filter values computed at run time (a
 DocumentReference, whose repr holds a memory address) are not part of it, so a fresh process resuming after a
-kill -9 finds the step's progress; and a finished step that was renamed is refused instead of run again."""
+kill -9 finds the step's progress; a finished step that was renamed is refused instead of run again; and a task
+of a job that reaches a step a sibling task recorded a moment earlier uses that record."""
 
 from __future__ import annotations
 
+import copy
 import time
 
 import pytest
-from gcfkit.migrations import MigrationError
-from migration_helpers import cli, engine, put
+from gcfkit.migrations import MigrationError, steps
+from migration_helpers import BUMP, BUMPED_ONCE, cli, engine, put
 
 pytestmark = [pytest.mark.firestore, pytest.mark.slow]
 LEASE = 1.0
@@ -136,3 +138,29 @@ def test_an_attempt_of_the_position_keyed_engine_filtered_on_a_reference_resumes
     (record,) = engine(firestore, revisions).up()
     assert record.status == "applied"
     assert n_by_owner(firestore) == {"o1": [1] * 30}
+
+
+def test_a_task_that_reaches_a_step_a_sibling_task_recorded_a_moment_earlier_uses_that_record(
+        firestore, revisions, monkeypatch):
+    """The race two tasks of a Cloud Run job start with (it failed a CI run): both reach step 1, both find it
+    unrecorded, the sibling records it, then this task looks for unfinished steps it has not reached and finds
+    the sibling's record of its own step. That is the same step, not a changed one."""
+    put(firestore, "items", 30)
+    revisions.add("0001", "bump", BUMP, BUMPED_ONCE)
+    recorded_step = steps._recorded_step
+    raced: list[str] = []
+
+    def sibling_records_it_first(run, client, step, source):
+        if raced:
+            return recorded_step(run, client, step, source)
+        raced.append(step.description)
+        sibling = copy.copy(run)
+        sibling.claimed = set()
+        steps._record_step(sibling, step, source, 30)
+        return None  # what this task read just before the sibling's write landed
+
+    monkeypatch.setattr(steps, "_recorded_step", sibling_records_it_first)
+    (record,) = engine(firestore, revisions, page_size=8).up()
+    assert raced == ["n += 1 (items)"]
+    assert record.status == "applied"
+    assert sorted(s.get("n") for s in firestore.collection("items").stream()) == [1] * 30

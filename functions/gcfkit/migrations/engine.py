@@ -113,7 +113,7 @@ class Engine:
         self.directory = directory
         self.revisions = load_revisions(directory)
         self.settings = settings or Settings.from_env()
-        self.records = RecordStore(client, self.settings.owner)
+        self.records = RecordStore(client, self.settings.owner, self.settings.execution)
         self._read_only: ReadOnlyClient | None = None
 
     @property

@@ -215,9 +215,13 @@ def _refuse_skipping_unfinished(run: Run, step: StepReport, source: Source) -> N
     only if no finished recorded step this run has not reached read the same documents (otherwise that step was
     renamed: a new description or function name gives it a new identity, and it would run over them again)."""
     renamed = []
-    own = f"{run.step_prefix}-{step.key}"  # this very step, which a sibling task of a job may have just recorded
-    for snapshot in _migration_ref(run, run.client).collection("steps").stream():
-        if not snapshot.id.startswith(f"{run.step_prefix}-") or snapshot.id in run.claimed or snapshot.id == own:
+    recorded = [snapshot for snapshot in _migration_ref(run, run.client).collection("steps").stream()
+                if snapshot.id.startswith(f"{run.step_prefix}-") and snapshot.id not in run.claimed]
+    # This very step may have been recorded by a sibling task of a job since this run found it unrecorded, and
+    # that sibling may have gone on to record the steps after it: those are steps this run has yet to reach.
+    own = next((s for s in recorded if s.id == f"{run.step_prefix}-{step.key}"), None)
+    for snapshot in recorded:
+        if own is not None and snapshot.create_time >= own.create_time:
             continue
         found = snapshot.to_dict()
         if all(Checkpoint.read_from(ref).done

@@ -10,8 +10,9 @@ checkpoints), or -> reverting -> reverted (down ran: the data is as before, so t
 again). An irreversible migration without a down() that `down --allow-irreversible` crosses becomes
 forgotten: not applied, but its data is still as up left it, so nothing applies it again until it is
 re-stamped. `up_completed` tells an up that reached every document (then failed validation) from one
-that stopped part-way. An attempt number scopes steps and checkpoints, so a new attempt never reuses
-old progress.
+that stopped part-way. `execution` is the Cloud Run job execution whose task started the attempt: a task
+of that execution starting late does not apply again what a sibling reverted after a failed validation.
+An attempt number scopes steps and checkpoints, so a new attempt never reuses old progress.
 Checkpoints are kept after a run: they are the audit trail of what ran, and a sibling task of a Cloud
 Run job may still be reading them.
 """
@@ -25,7 +26,7 @@ from typing import Any
 from google.cloud import firestore
 
 from gcfkit.migrations.cas import compare_and_swap
-from gcfkit.migrations.errors import ChecksumDrift, MigrationError, down_remedy, restamp_remedy
+from gcfkit.migrations.errors import ChecksumDrift, MigrationError, ValidationFailed, down_remedy, restamp_remedy
 from gcfkit.migrations.revisions import Revision
 
 COLLECTION = "_migrations"
@@ -50,6 +51,7 @@ class Record:
     error: str | None = None
     stamped: bool = False
     up_completed: bool = False  # every step of up reached its end (validation may still have failed)
+    execution: str | None = None  # the Cloud Run job execution whose task started this attempt
 
     @classmethod
     def from_snapshot(cls, snapshot) -> Record:
@@ -120,8 +122,8 @@ def forgotten_problem(revision_label: str, version: str) -> str:
 
 
 class RecordStore:
-    def __init__(self, client, applied_by: str):
-        self.client, self.applied_by = client, applied_by
+    def __init__(self, client, applied_by: str, execution: str | None = None):
+        self.client, self.applied_by, self.execution = client, applied_by, execution
 
     def ref(self, version: str):
         return records_ref(self.client).document(version)
@@ -145,6 +147,15 @@ class RecordStore:
                 raise MigrationError(
                     f"migration {revision.label}: it was being reverted ({current.error or 'down'}) when its runner "
                     f"stopped; finish that first with {down_remedy(_previous(revision.version))}, then apply again")
+            if current is not None and current.status == REVERTED and self.execution \
+                    and current.execution == self.execution:
+                # A task of a job that starts after its siblings (parallelism below the task count, or a retried
+                # task): one of them found the validation failing and reverted it. A new attempt would migrate
+                # every document again, only for its validation to fail again and revert them again.
+                raise ValidationFailed(
+                    f"migration {revision.label}: {current.error or 'validation failed'}\nAnother task of this job "
+                    f"(execution {self.execution}) applied it and reverted it for that (attempt {current.attempt}), so "
+                    "the data is as before; this task did not apply it again. Fix it, then plan and apply again.")
             resumable = current is not None and current.status in (APPLYING, FAILED)
         else:
             if current is None or current.status in (REVERTED, FORGOTTEN):
@@ -153,7 +164,10 @@ class RecordStore:
         if resumable and current is not None:
             if current.checksum != revision.checksum:
                 raise ChecksumDrift(f"migration {revision.label}: {drift(revision, current)}")
-            resumed = {"status": running, "error": None, "up_completed": False}
+            # A run still under way (a sibling task of a job runs it, or its runner died) keeps its error: a
+            # revert's says why it is reverted. A failed run's error is cleared as it resumes.
+            resumed = {"status": running, "error": current.error if current.status == running else None,
+                       "up_completed": False}
             transaction.update(self.ref(revision.version), resumed)
             return Record(**{**current.__dict__, **resumed}), True
         attempt = (current.attempt if current else 0) + 1
@@ -161,7 +175,8 @@ class RecordStore:
             "version": revision.version, "name": revision.name, "checksum": revision.checksum, "status": running,
             "attempt": attempt, "direction": direction, "irreversible": revision.irreversible,
             "started_at": dt.datetime.now(dt.UTC), "finished_at": None, "duration_seconds": None,
-            "applied_by": self.applied_by, "documents_touched": 0, "stamped": False, "up_completed": False,
+            "applied_by": self.applied_by, "execution": self.execution, "documents_touched": 0, "stamped": False,
+            "up_completed": False,
             "error": current.error if current and direction == "down" else None}
         transaction.set(self.ref(revision.version), fields)
         return Record(**fields), False

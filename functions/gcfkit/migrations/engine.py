@@ -251,6 +251,8 @@ class Engine:
         An irreversible migration runs only if its version is in `approved_irreversible`."""
         with self._locked("up") as lock:
             records = read_records(self.client)
+            for revision in self.revisions:
+                self.records.refuse_after_sibling_revert(revision, records.get(revision.version))
             if problems := self.problems(records):
                 raise ChecksumDrift("\n".join(problems))
             todo = self.pending(records, to)

@@ -132,6 +132,25 @@ class RecordStore:
         snapshot = self.ref(version).get()
         return Record.from_snapshot(snapshot) if snapshot.exists else None
 
+    def refuse_after_sibling_revert(self, revision: Revision, current: Record | None) -> None:
+        """A task of a job that starts after its siblings (parallelism below the task count, or a retried task)
+        while, or after, one of them reverts what failed its validation: applying it again would migrate every
+        document again, only for its validation to fail again and revert them again."""
+        if current is None or not self.execution or current.execution != self.execution:
+            return
+        if current.status == REVERTED:
+            doing = "applied it and reverted it for that"
+        elif current.direction == "down" and current.status == REVERTING:
+            doing = "is reverting it for that"
+        else:
+            return
+        remedy = "" if current.status == REVERTED else (
+            f" If that task stopped, finish the revert with {down_remedy(_previous(revision.version))}.")
+        raise ValidationFailed(
+            f"migration {revision.label}: {current.error or 'validation failed'}\nAnother task of this job (execution "
+            f"{self.execution}) {doing} (attempt {current.attempt}); this task did not apply it again.{remedy} Fix "
+            "the migration, then plan and apply again.")
+
     def begin(self, revision: Revision, direction: str) -> tuple[Record, bool] | None:
         """Start (or resume) `direction` for `revision`. Returns (record, resumed) or None when nothing is to do."""
         return self._transact(revision.version, lambda t, current: self._begin(t, revision, direction, current))
@@ -143,19 +162,11 @@ class RecordStore:
                 return None
             if current is not None and current.status == FORGOTTEN:
                 raise MigrationError(forgotten_problem(revision.label, revision.version))
+            self.refuse_after_sibling_revert(revision, current)
             if current is not None and current.is_reverting:
                 raise MigrationError(
                     f"migration {revision.label}: it was being reverted ({current.error or 'down'}) when its runner "
                     f"stopped; finish that first with {down_remedy(_previous(revision.version))}, then apply again")
-            if current is not None and current.status == REVERTED and self.execution \
-                    and current.execution == self.execution:
-                # A task of a job that starts after its siblings (parallelism below the task count, or a retried
-                # task): one of them found the validation failing and reverted it. A new attempt would migrate
-                # every document again, only for its validation to fail again and revert them again.
-                raise ValidationFailed(
-                    f"migration {revision.label}: {current.error or 'validation failed'}\nAnother task of this job "
-                    f"(execution {self.execution}) applied it and reverted it for that (attempt {current.attempt}), so "
-                    "the data is as before; this task did not apply it again. Fix it, then plan and apply again.")
             resumable = current is not None and current.status in (APPLYING, FAILED)
         else:
             if current is None or current.status in (REVERTED, FORGOTTEN):

@@ -31,6 +31,10 @@ def validate(op):
 '''
 
 
+def without_lock(documents: dict) -> dict:
+    return {path: value for path, value in documents.items() if path != "_migrations/_lock"}
+
+
 def task(client, revisions, index: int, count: int = 3, **overrides):
     return engine(client, revisions, execution="e-1", task_count=count, task_index=index, **overrides)
 
@@ -54,6 +58,37 @@ def test_a_task_starting_after_a_sibling_reverted_a_failed_validation_does_not_a
     assert (record["status"], record["attempt"]) == ("reverted", 2)
     assert {p: v for p, v in dump(firestore).items() if not p.startswith("_migrations")} == {
         p: v for p, v in reverted.items() if not p.startswith("_migrations")}, "no document written again"
+
+
+def test_a_task_starting_while_a_sibling_reverts_a_failed_validation_says_so_and_writes_nothing(firestore, revisions):
+    """parallelism < task count: task 2 starts while task 0 is reverting what failed its validation. It must not
+    apply it, and its error says what is going on (not that a runner stopped part-way through a revert)."""
+    put(firestore, "items", 30)
+    revisions.add("0001", "bump", NEVER_VALID)
+    first, late = task(firestore, revisions, 0, page_size=8), task(firestore, revisions, 2, page_size=8)
+    seen: dict[str, object] = {}
+    finish = first.records.finish
+
+    def late_task_starts_during_the_revert(record, status, *args, **kwargs):
+        if status == "reverted" and not seen:
+            seen["status"] = firestore.document("_migrations/0001").get().get("status")
+            seen["before"] = without_lock(dump(firestore))
+            with pytest.raises(ValidationFailed) as refused:
+                late.up()
+            seen["error"], seen["after"] = str(refused.value), without_lock(dump(firestore))
+        return finish(record, status, *args, **kwargs)
+
+    first.records.finish = late_task_starts_during_the_revert
+    with pytest.raises(ValidationFailed, match="down ran"):
+        first.up()
+    assert seen["status"] == "reverting"
+    assert ("Another task of this job (execution e-1) is reverting it for that (attempt 2); this task did not apply "
+            "it again. If that task stopped, finish the revert with") in seen["error"]
+    assert "validation failed: 30 of 30 documents of items fail 'every item has x'" in seen["error"]
+    assert "when its runner stopped" not in seen["error"]
+    assert seen["after"] == seen["before"], "the late task wrote nothing (but joined and left the lock)"
+    record = firestore.document("_migrations/0001").get().to_dict()
+    assert (record["status"], record["attempt"]) == ("reverted", 2)
 
 
 # Three steps on the same documents: n += 1, then m = n, then k = n.

@@ -282,6 +282,7 @@ class Engine:
         except LockLost:
             raise
         except Exception as exc:
+            lock.check()  # a runner that lost its lease leaves the record to the runner that took over
             # A refused step wrote nothing: an up that had reached every document (validation failed) still has.
             completed = (isinstance(exc, StepsChanged) and before is not None and before.attempt == record.attempt
                          and before.direction == "up" and before.up_completed)
@@ -374,6 +375,7 @@ class Engine:
         except LockLost:
             raise
         except Exception as exc:
+            lock.check()  # a runner that lost its lease leaves the record to the runner that took over
             self.records.finish(record, FAILED, _touched(run), error=f"down failed: {_describe(exc)}")
             raise MigrationError(f"migration {revision.label}: down failed: {_describe(exc)}\nFix the cause and run "
                                  "`down` again: it resumes from its checkpoints.") from exc

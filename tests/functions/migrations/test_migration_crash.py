@@ -263,3 +263,59 @@ def test_a_runner_whose_lease_was_taken_over_stops_before_its_next_commit(firest
             other.release()
     assert others and others[0].took_over, "the other runner took the lock over"
     assert counts(firestore) == {1: 499, 0: 1001}, "only the batch committed before the takeover"
+
+
+@pytest.mark.parametrize("direction", ["up", "down"])
+def test_a_runner_whose_lease_was_taken_over_leaves_the_record_alone_when_its_step_then_fails(
+        firestore, revisions, monkeypatch, direction):
+    """A stalled runner wakes up after a takeover and its transform raises before its next commit: it must not
+    mark the attempt failed, which the runner that took over is resuming (that one would then stop, told another
+    task had failed it)."""
+    put(firestore, "items", 20)
+    revisions.add("0001", "bump", '''
+        def up(op):
+            def bump(doc):
+                stall(doc, "up")
+                doc.data["n"] += 1
+            op.transform("items", bump)
+
+
+        def down(op):
+            def unbump(doc):
+                stall(doc, "down")
+                doc.data["n"] -= 1
+            op.transform("items", unbump)
+
+
+        def validate(op):
+            pass
+        ''')
+    held: list[MigrationLock] = []
+    acquire = MigrationLock.acquire
+    monkeypatch.setattr(MigrationLock, "acquire", lambda lock: (held.append(lock), acquire(lock))[1])
+    others: list[MigrationLock] = []
+
+    def stall(doc, running):
+        if running == direction and doc.id == "d00010":
+            held[-1]._stop.set()  # paused past its lease, heartbeat included; another runner takes over
+            held[-1]._thread.join()
+            time.sleep(LEASE + 0.3)
+            others.append(MigrationLock(firestore, "host-b:202", "run-b", direction, lease_seconds=LEASE))
+            others[0].acquire()
+            raise ValueError("the stalled runner's transform fails after the takeover")
+
+    runner = engine(firestore, revisions, lease_seconds=LEASE, workers=1)
+    runner.revisions[0].up.__globals__["stall"] = stall
+    if direction == "down":
+        runner.up()
+    try:
+        with pytest.raises(LockLost, match="stopped before writing again"):
+            runner.up() if direction == "up" else runner.down(to="0000")
+    finally:
+        for other in others:
+            other.release()
+    assert others and others[0].took_over
+    record = firestore.document("_migrations/0001").get().to_dict()
+    expected = ("applying", 1) if direction == "up" else ("reverting", 2)
+    assert (record["status"], record["attempt"], record["error"]) == (*expected, None), \
+        "left as the runner that took over resumes it"

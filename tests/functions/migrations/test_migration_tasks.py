@@ -8,27 +8,14 @@ import threading
 
 import pytest
 from gcfkit.migrations import ValidationFailed, steps
-from migration_helpers import dump, engine, put
+from migration_helpers import BUMP, dump, engine, put
 
 pytestmark = [pytest.mark.firestore, pytest.mark.slow]
 
-# n += 1 and back; its validation always fails, so `up` reverts it.
-NEVER_VALID = '''
-def up(op):
-    def bump(doc):
-        doc.data["n"] = doc.data.get("n", 0) + 1
-    op.transform("items", bump, description="n += 1")
-
-
-def down(op):
-    def unbump(doc):
-        doc.data["n"] = doc.data.get("n", 0) - 1
-    op.transform("items", unbump, description="n -= 1")
-
-
-def validate(op):
-    op.expect("items", lambda doc: doc.data.get("x") == 1, "every item has x")
-'''
+# BUMP (n += 1 and back) with a validation that always fails, so `up` reverts it.
+NEVER_VALID = BUMP.replace('doc.data.get("n") == 1, "every item was bumped once"',
+                           'doc.data.get("x") == 1, "every item has x"')
+assert NEVER_VALID != BUMP
 
 
 def without_lock(documents: dict) -> dict:

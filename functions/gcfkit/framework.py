@@ -74,15 +74,13 @@ class _JsonErrors:
     def _answer(self, exc):
         import flask  # served by functions-framework: flask is loaded and this runs in a request context
 
-        environ = flask.request.environ
-        if exc.response is not None:  # abort(make_response(...)): the application's own answer, as it is
-            return exc.response
         code = exc.code if isinstance(exc.code, int) else 500
+        if exc.response is not None or code < 400:  # abort(make_response(...)) or a redirect: its own response
+            return exc
+        environ = flask.request.environ
         method, path = environ.get("REQUEST_METHOD", "GET"), environ.get("PATH_INFO") or "/"
         invocation = self._invocation(environ)
         http = f',"httpRequest":{request_json(environ, method, path, self.logger.redactor)},"status":{code}}}'
-        if code < 400:  # not an error (a redirect): its own response
-            return exc
         response = http_exception_response(exc) if code != 500 else None
         if response is None:  # a 500, or not a werkzeug HTTPException: reported as the 500 it becomes
             return self._server_error(exc, invocation, f"{method} {path} -> 500", http)

@@ -107,6 +107,37 @@ def test_install_is_idempotent_and_works_on_any_flask_app(obs_env, lines):
     assert [e["severity"] for e in lines()] == ["WARNING", "ERROR"]
 
 
+def test_an_http_error_carrying_the_applications_own_response_is_answered_with_it(obs_env, lines):
+    """Outside with_monitoring too: a 403 raised with the response the code built, and an application's own
+    redirect exception, are answered as they are (not as a JSON error of the kit's)."""
+    import flask
+    from gcfkit.framework import install
+    from werkzeug.exceptions import Forbidden, HTTPException
+
+    class MovedOn(HTTPException):
+        code = 302
+
+        def get_response(self, environ=None, scope=None):
+            return flask.redirect("/elsewhere")
+
+    app = flask.Flask("own-answers")
+    install(app)
+
+    @app.route("/mine")
+    def mine():
+        raise Forbidden(response=flask.make_response({"error": "forbidden", "message": "not your order"}, 403))
+
+    @app.route("/moved")
+    def moved():
+        raise MovedOn()
+
+    client = app.test_client()
+    forbidden = client.get("/mine")
+    assert (forbidden.status_code, forbidden.get_json()) == (403, {"error": "forbidden", "message": "not your order"})
+    redirected = client.get("/moved")
+    assert (redirected.status_code, redirected.headers["Location"]) == (302, "/elsewhere")
+    assert lines() == [], "the application's own answers, not errors the kit reports"
+
 def test_error_handlers_the_application_registered_are_kept(obs_env):
     import flask
     from gcfkit.framework import install
